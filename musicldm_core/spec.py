@@ -1,0 +1,259 @@
+"""What a clip is asked to be: the validated request the engine and the daemon share.
+
+This module is torch-free so the daemon's OSC front-end and the CLI can validate requests without
+loading the model. ``LIMITS`` is the one table of allowed ranges; the OSC protocol module and the
+CLI both check values through :func:`check_int` / :func:`check_number`, so every error message
+names the key and its allowed range the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import BadRequest
+
+__all__ = [
+    "DEFAULT_MAX_SECONDS",
+    "DEFAULT_NEGATIVE_PROMPT",
+    "LIMITS",
+    "MAX_PROMPT_CHARS",
+    "MIN_SECONDS",
+    "PRESETS",
+    "SAMPLE_FORMATS",
+    "SAMPLE_RATES",
+    "SCHEDULER_NAMES",
+    "ClipSpec",
+    "Limit",
+    "Preset",
+    "check_choice",
+    "check_int",
+    "check_number",
+    "check_prompt",
+]
+
+DEFAULT_NEGATIVE_PROMPT = "low quality, average quality"
+"""The negative prompt MusicLDM's authors recommend."""
+
+MIN_SECONDS = 0.04
+"""The shortest clip the model can make: 4 mel frames of 10 ms."""
+
+DEFAULT_MAX_SECONDS = 30.0
+"""The default longest clip; the daemon's config can change it."""
+
+MAX_PROMPT_CHARS = 1000
+"""Longer prompts are refused (the tokenizer keeps 512 tokens anyway)."""
+
+SCHEDULER_NAMES = ("ddim", "dpm++", "dpm++-karras", "unipc", "euler", "heun")
+"""Sampler names accepted by ``scheduler``; ``ddim`` is what the checkpoint ships with."""
+
+SAMPLE_RATES = (16000, 44100, 48000)
+"""Output sample rates a clip may be written at (Hz). 16000 is the model's own rate."""
+
+SAMPLE_FORMATS = ("pcm16", "pcm24", "float32")
+"""WAV sample formats."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """An allowed closed range for one option. ``integer`` options refuse non-integral values."""
+
+    lo: float
+    hi: float
+    integer: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        lo = int(self.lo) if self.integer else self.lo
+        hi = int(self.hi) if self.integer else self.hi
+        return f"{kind} from {lo} to {hi}"
+
+
+LIMITS: dict[str, Limit] = {
+    "bars": Limit(1, 64, integer=True),
+    "beats": Limit(1, 16, integer=True),
+    "bpm": Limit(20, 400),
+    "seconds": Limit(MIN_SECONDS, DEFAULT_MAX_SECONDS),
+    "steps": Limit(1, 1000, integer=True),
+    "guidance": Limit(0, 30),
+    "seed": Limit(0, 2**31 - 1, integer=True),
+    "takes": Limit(1, 8, integer=True),
+    "loop": Limit(0, 1, integer=True),
+    "gain": Limit(0, 2),
+    "slot": Limit(0, 127, integer=True),
+    "index": Limit(0, 127, integer=True),
+    "play": Limit(0, 1, integer=True),
+    "ahead": Limit(1, 8, integer=True),
+    "loudness": Limit(-60, 0),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_number(key: str, value: Any, limit: Limit | None = None) -> float:
+    """Return ``value`` as a float if it is a finite number within ``key``'s range.
+
+    Raises :class:`BadRequest` naming the key and the allowed range otherwise.
+    """
+    limit = limit or LIMITS[key]
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise BadRequest(f"{key} must be {limit.describe()}, got {value!r}", key=key)
+    number = float(value)
+    if not limit.lo <= number <= limit.hi:
+        raise BadRequest(f"{key} must be {limit.describe()}, got {value!r}", key=key)
+    return number
+
+
+def check_int(key: str, value: Any, limit: Limit | None = None) -> int:
+    """Return ``value`` as an int if it is integral (an integral float is fine) and in range."""
+    limit = limit or LIMITS[key]
+    number = check_number(key, value, limit)
+    if not number.is_integer():
+        raise BadRequest(f"{key} must be {limit.describe()}, got {value!r}", key=key)
+    return int(number)
+
+
+def check_choice(key: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
+    """Return ``value`` if it is one of ``choices`` (case-insensitive for strings)."""
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    raise BadRequest(f"{key} must be one of {', '.join(choices)}, got {value!r}", key=key)
+
+
+def check_prompt(prompt: Any, *, key: str = "prompt") -> str:
+    """Return the prompt stripped of outer whitespace, refusing empty or over-long prompts."""
+    if not isinstance(prompt, str):
+        raise BadRequest(f"{key} must be text, got {prompt!r}", key=key)
+    text = " ".join(prompt.split())
+    if not text:
+        raise BadRequest(f"{key} is missing or empty: describe the music to make", key=key)
+    if len(text) > MAX_PROMPT_CHARS:
+        raise BadRequest(
+            f"{key} is {len(text)} characters long; at most {MAX_PROMPT_CHARS} are allowed", key=key
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named bundle of sampler settings (``live`` fast, ``studio`` close to upstream)."""
+
+    name: str
+    steps: int
+    guidance: float
+    scheduler: str
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+
+
+PRESETS: dict[str, Preset] = {
+    # DPM-Solver++(2M) reaches the quality of hundreds of DDIM steps in about 20 (see
+    # docs/performance.md for the sources); guidance as the checkpoint's authors use it.
+    "live": Preset("live", steps=20, guidance=2.0, scheduler="dpm++"),
+    # Upstream defaults: 200 DDIM steps, guidance 2.0.
+    "studio": Preset("studio", steps=200, guidance=2.0, scheduler="ddim"),
+}
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One clip to render: what, how long, and with which sampler settings.
+
+    Length is ``bars`` × ``beats_per_bar`` beats at ``bpm``, or exactly ``seconds`` when given.
+    ``seed`` None means "pick one"; the one used is always reported. ``takes`` > 1 renders that
+    many candidates (take k uses seed + k) and ranks them best-first against the prompt.
+    """
+
+    prompt: str
+    bars: int = 1
+    beats_per_bar: int = 4
+    bpm: float = 120.0
+    seconds: float | None = None
+    seed: int | None = None
+    steps: int = PRESETS["live"].steps
+    guidance: float = PRESETS["live"].guidance
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    scheduler: str = PRESETS["live"].scheduler
+    takes: int = 1
+    loop: bool = True
+    sample_rate: int = 44100
+    sample_format: str = "pcm24"
+    loudness_lufs: float | None = None
+    name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def duration_seconds(self) -> float:
+        """The clip's exact length in seconds."""
+        if self.seconds is not None:
+            return self.seconds
+        return self.bars * self.beats_per_bar * 60.0 / self.bpm
+
+    @property
+    def total_beats(self) -> float:
+        """How many beats the clip spans at its tempo (fractional when ``seconds`` is given)."""
+        return self.duration_seconds * self.bpm / 60.0
+
+    def with_preset(self, preset: Preset) -> ClipSpec:
+        return replace(
+            self,
+            steps=preset.steps,
+            guidance=preset.guidance,
+            scheduler=preset.scheduler,
+            negative_prompt=preset.negative_prompt,
+        )
+
+    def validated(self, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> ClipSpec:
+        """Return a normalised copy, or raise :class:`BadRequest` naming the first bad value."""
+        prompt = check_prompt(self.prompt)
+        bars = check_int("bars", self.bars)
+        beats = check_int("beats", self.beats_per_bar)
+        bpm = check_number("bpm", self.bpm)
+        seconds = None
+        if self.seconds is not None:
+            seconds = check_number("seconds", self.seconds, Limit(MIN_SECONDS, max_seconds))
+        steps = check_int("steps", self.steps)
+        guidance = check_number("guidance", self.guidance)
+        seed = None if self.seed is None else check_int("seed", self.seed)
+        takes = check_int("takes", self.takes)
+        scheduler = check_choice("scheduler", self.scheduler, SCHEDULER_NAMES)
+        if self.sample_rate not in SAMPLE_RATES:
+            raise BadRequest(
+                f"rate must be one of {', '.join(map(str, SAMPLE_RATES))} Hz, "
+                f"got {self.sample_rate!r}",
+                key="rate",
+            )
+        sample_format = check_choice("format", self.sample_format, SAMPLE_FORMATS)
+        loudness = None
+        if self.loudness_lufs is not None:
+            loudness = check_number("loudness", self.loudness_lufs)
+        negative = self.negative_prompt
+        if not isinstance(negative, str) or len(negative) > MAX_PROMPT_CHARS:
+            raise BadRequest(
+                f"negative must be text of at most {MAX_PROMPT_CHARS} characters", key="negative"
+            )
+        spec = replace(
+            self,
+            prompt=prompt,
+            bars=bars,
+            beats_per_bar=beats,
+            bpm=bpm,
+            seconds=seconds,
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            takes=takes,
+            scheduler=scheduler,
+            sample_format=sample_format,
+            loudness_lufs=loudness,
+            negative_prompt=" ".join(self.negative_prompt.split()),
+        )
+        if seconds is None and not MIN_SECONDS <= spec.duration_seconds <= max_seconds:
+            raise BadRequest(
+                f"{bars} bars of {beats} beats at {bpm:g} BPM last {spec.duration_seconds:.3f} s; "
+                f"clips must last from {MIN_SECONDS} to {max_seconds:g} s",
+                key="bars",
+            )
+        return spec
