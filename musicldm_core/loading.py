@@ -1,0 +1,222 @@
+"""Loading MusicLDM's components: from the hub, a local folder, or a built-in test model.
+
+A model source is one of:
+
+* a hub id (default ``ucsd-reach/musicldm``): the diffusers layout is fetched once into the
+  Hugging Face cache (safetensors and configs only) and loaded from there;
+* a local folder in the diffusers layout (``model_index.json`` plus ``unet/``, ``vae/``,
+  ``text_encoder/``, ``tokenizer/``, ``feature_extractor/``, ``vocoder/``, ``scheduler/``);
+* ``tiny`` or ``full-random``: test models that :mod:`.testmodels` builds offline, saves in the
+  same layout and that are then loaded through the very same folder loader.
+
+Each component is loaded with its maintained class and an explicit dtype (the checkpoint's CLAP
+config says float64, which transformers 5 would otherwise honour). Used by :class:`.engine.Engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ModelError, WeightsNotFound
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Components",
+    "default_dtype",
+    "load_components",
+    "resolve_device",
+    "resolve_source",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "ucsd-reach/musicldm"
+
+_FOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "feature_extractor", "vocoder", "scheduler")
+_HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "tokenizer/*"]
+
+
+@dataclass
+class Components:
+    """The named parts of a MusicLDM model, ready on one device (like a diffusers pipeline's)."""
+
+    tokenizer: Any
+    text_encoder: Any  # transformers.ClapModel
+    feature_extractor: Any  # transformers.ClapFeatureExtractor
+    unet: Any  # diffusers.UNet2DConditionModel
+    vae: Any  # diffusers.AutoencoderKL
+    vocoder: Any  # transformers.SpeechT5HifiGan
+    scheduler_config: dict[str, Any]
+    source: str
+    folder: Path
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """``device`` as given, else CUDA, else Apple's MPS, else the CPU."""
+    if device:
+        try:
+            resolved = torch.device(device)
+        except RuntimeError as exc:
+            raise ModelError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}") from exc
+        if resolved.type == "cuda" and not torch.cuda.is_available():
+            raise ModelError("device cuda was asked for, but PyTorch sees no CUDA GPU here")
+        if resolved.type == "mps" and not torch.backends.mps.is_available():
+            raise ModelError("device mps was asked for, but it is not available here")
+        return resolved
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """Half precision on CUDA, single precision elsewhere."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def parse_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """``fp16``/``bf16``/``fp32`` (or torch names) to a dtype; None gives the device's default."""
+    if name is None:
+        return default_dtype(device)
+    table = {
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "half": torch.float16,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "float": torch.float32,
+    }
+    try:
+        return table[name.lower()]
+    except KeyError:
+        raise ModelError(f"dtype must be one of fp16, bf16, fp32, got {name!r}") from None
+
+
+def resolve_source(source: str, *, cache_dir: Path | None = None) -> Path:
+    """The local folder for a model source, fetching from the hub or building a test model."""
+    from .testmodels import TEST_MODELS, ensure_test_model
+
+    if source in TEST_MODELS:
+        return ensure_test_model(source, cache_root=cache_dir)
+    path = Path(source).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise ModelError(
+                f"{path} is not a MusicLDM model folder: model_index.json is missing "
+                "(expected the diffusers layout: model_index.json, unet/, vae/, text_encoder/, "
+                "tokenizer/, feature_extractor/, vocoder/, scheduler/)"
+            )
+        return path
+    if source.count("/") != 1 or source.startswith((".", "/", "~")):
+        raise ModelError(
+            f"model {source!r} is neither a folder that exists, a hub id like "
+            f"{DEFAULT_MODEL!r}, nor one of the test models {', '.join(TEST_MODELS)}"
+        )
+    return _fetch_from_hub(source)
+
+
+def _fetch_from_hub(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS, local_files_only=True))
+    except Exception:  # not cached yet: try the network below
+        log.info("model %s is not cached yet; downloading it (about 2 GB, once)", repo_id)
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
+    except Exception as exc:
+        raise WeightsNotFound(
+            f"the weights of {repo_id!r} are not on this machine and could not be downloaded "
+            f"({type(exc).__name__}: {exc}). On a machine with internet access run "
+            f"`hf download {repo_id}` once (about 2 GB; it fills the Hugging Face cache), or "
+            "download the repository's files and point --model at that folder. For a quick "
+            "check without weights, use --model tiny."
+        ) from exc
+
+
+def load_components(
+    source: str = DEFAULT_MODEL,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    cache_dir: Path | None = None,
+) -> Components:
+    """Load every component of ``source`` onto ``device`` in ``dtype`` (safetensors only)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel, SpeechT5HifiGan
+
+    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else parse_dtype(dtype, torch_device)
+    folder = resolve_source(source, cache_dir=cache_dir)
+    missing = [name for name in _FOLDERS if not (folder / name).is_dir()]
+    if missing:
+        raise ModelError(f"model folder {folder} lacks the component folders {', '.join(missing)}")
+
+    def load(name: str, fn: Any) -> Any:
+        try:
+            return fn(folder / name)
+        except (OSError, ValueError, RuntimeError) as exc:
+            hint = ""
+            if "safetensors" in str(exc).lower() or "pytorch_model.bin" in str(exc):
+                hint = " (only .safetensors weights are loaded; convert .bin files first)"
+            raise ModelError(f"could not load {name} from {folder / name}: {exc}{hint}") from exc
+
+    # transformers takes `dtype`, diffusers still `torch_dtype`.
+    text_encoder = load(
+        "text_encoder",
+        lambda p: ClapModel.from_pretrained(p, dtype=torch_dtype, use_safetensors=True),
+    )
+    vocoder = load(
+        "vocoder",
+        lambda p: SpeechT5HifiGan.from_pretrained(p, dtype=torch_dtype, use_safetensors=True),
+    )
+    unet = load(
+        "unet",
+        lambda p: UNet2DConditionModel.from_pretrained(
+            p, torch_dtype=torch_dtype, use_safetensors=True
+        ),
+    )
+    vae = load(
+        "vae",
+        lambda p: AutoencoderKL.from_pretrained(p, torch_dtype=torch_dtype, use_safetensors=True),
+    )
+    tokenizer = load("tokenizer", AutoTokenizer.from_pretrained)
+    feature_extractor = load("feature_extractor", ClapFeatureExtractor.from_pretrained)
+    scheduler_config = load("scheduler", _read_scheduler_config)
+
+    for module in (text_encoder, vocoder, unet, vae):
+        module.to(torch_device).eval().requires_grad_(False)
+    log.info(
+        "loaded %s from %s on %s (%s)",
+        source,
+        folder,
+        torch_device,
+        str(torch_dtype).split(".")[-1],
+    )
+    return Components(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        feature_extractor=feature_extractor,
+        unet=unet,
+        vae=vae,
+        vocoder=vocoder,
+        scheduler_config=scheduler_config,
+        source=source,
+        folder=folder,
+    )
+
+
+def _read_scheduler_config(path: Path) -> dict[str, Any]:
+    import json
+
+    with open(path / "scheduler_config.json", encoding="utf-8") as fh:
+        config: dict[str, Any] = json.load(fh)
+    return config
