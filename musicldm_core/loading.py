@@ -29,6 +29,7 @@ __all__ = [
     "Components",
     "default_dtype",
     "load_components",
+    "quiet_libraries",
     "resolve_device",
     "resolve_source",
 ]
@@ -98,6 +99,17 @@ def parse_dtype(name: str | None, device: torch.device) -> torch.dtype:
         return table[name.lower()]
     except KeyError:
         raise ModelError(f"dtype must be one of fp16, bf16, fp32, got {name!r}") from None
+
+
+def quiet_libraries() -> None:
+    """Silence transformers' and diffusers' own progress bars and advice (ours is enough)."""
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
 
 
 def resolve_source(source: str, *, cache_dir: Path | None = None) -> Path:

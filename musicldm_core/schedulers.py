@@ -17,14 +17,13 @@ from diffusers import (
     HeunDiscreteScheduler,
     UniPCMultistepScheduler,
 )
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from .errors import BadRequest
 from .spec import SCHEDULER_NAMES
 
 __all__ = ["make_scheduler"]
 
-_BUILDERS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
+_BUILDERS: dict[str, tuple[Any, dict[str, Any]]] = {
     "ddim": (DDIMScheduler, {}),
     "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     "dpm++-karras": (
@@ -38,7 +37,7 @@ _BUILDERS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
 assert tuple(_BUILDERS) == SCHEDULER_NAMES  # the torch-free list and this table stay in step
 
 
-def make_scheduler(name: str, base_config: Mapping[str, Any]) -> SchedulerMixin:
+def make_scheduler(name: str, base_config: Mapping[str, Any]) -> Any:
     """A new scheduler of kind ``name`` with the checkpoint's noise schedule (``base_config``)."""
     try:
         cls, extra = _BUILDERS[name]

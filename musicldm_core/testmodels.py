@@ -191,12 +191,12 @@ def build_test_model(name: str, folder: Path, *, seed: int = 0) -> None:
     strip = ("_class_name", "_diffusers_version")
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**{k: v for k, v in configs["unet"].items() if k not in strip})
+    unet: Any = UNet2DConditionModel(**{k: v for k, v in configs["unet"].items() if k not in strip})
     unet.save_pretrained(folder / "unet", safe_serialization=True)
     del unet
 
     torch.manual_seed(seed + 1)
-    vae = AutoencoderKL(**{k: v for k, v in configs["vae"].items() if k not in strip})
+    vae: Any = AutoencoderKL(**{k: v for k, v in configs["vae"].items() if k not in strip})
     vae.save_pretrained(folder / "vae", safe_serialization=True)
     del vae
 

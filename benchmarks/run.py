@@ -1,0 +1,318 @@
+"""One benchmark run: the engine against the reference pipeline, presets, daemon overhead,
+throughput and memory, for the ``tiny`` and ``full-random`` models, on the CPU and (when
+present) CUDA.
+
+    python -m benchmarks.run                       # everything, prints a table, writes JSON
+    python -m benchmarks.run --models tiny --quick # a fast smoke run
+
+Every figure is a ratio against a baseline measured in the same process, so runs on different
+machines compare by ratio, not by seconds. Results go to ``benchmarks/results/bench-*.json``.
+See docs/performance.md for what was measured where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from musicldm_core.engine import Engine, RenderItem
+from musicldm_core.loading import quiet_libraries
+from musicldm_core.render import plan_clip, render_batch, resolve_seed, save_clip
+from musicldm_core.schedulers import make_scheduler
+from musicldm_core.spec import PRESETS, ClipSpec
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROMPT = "dark techno, 909 drums"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> tuple[float, Any]:
+    """Median wall time of ``repeats`` calls (after the caller's warm-up), and the last result."""
+    times = []
+    result = None
+    for _ in range(repeats):
+        _sync(device)
+        started = time.perf_counter()
+        result = fn()
+        _sync(device)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def reference_vs_engine(engine: Engine, *, bars: int, steps: int, repeats: int) -> dict[str, Any]:
+    """(a) diffusers' MusicLDMPipeline fed precomputed embeddings vs the engine, same settings."""
+    import diffusers
+
+    pipeline_class = getattr(diffusers, "MusicLDMPipeline", None)
+    if pipeline_class is None:
+        return {"skipped": "diffusers no longer ships MusicLDMPipeline"}
+    c = engine.components
+    pipe = pipeline_class(
+        vae=c.vae,
+        text_encoder=c.text_encoder,
+        tokenizer=c.tokenizer,
+        feature_extractor=c.feature_extractor,
+        unet=c.unet,
+        scheduler=make_scheduler("ddim", c.scheduler_config),
+        vocoder=c.vocoder,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    seconds = bars * 4 * 60 / 120
+    frames = plan_clip(ClipSpec(PROMPT, bars=bars, loop=False, sample_rate=16000)).frames
+    positive = engine.encode_text([PROMPT])
+    negative = engine.encode_text([""])
+
+    def reference() -> Any:
+        return pipe(
+            prompt_embeds=positive,
+            negative_prompt_embeds=negative,
+            audio_length_in_s=seconds,
+            num_inference_steps=steps,
+            guidance_scale=2.0,
+            generator=[torch.Generator("cpu").manual_seed(0)],
+        )
+
+    def ours() -> Any:
+        return engine.generate(
+            [RenderItem(PROMPT, "", 2.0, (0,))], frames=frames, steps=steps, scheduler="ddim"
+        )
+
+    ours()  # warm both paths once
+    ref_seconds, _ = timed(reference, engine.device, repeats)
+    engine_seconds, _ = timed(ours, engine.device, repeats)
+    return {
+        "steps": steps,
+        "reference_s": ref_seconds,
+        "engine_s": engine_seconds,
+        "engine_over_reference": engine_seconds / ref_seconds,
+    }
+
+
+def presets(engine: Engine, *, bars: int, reference_s: float | None, repeats: int) -> dict:
+    """(b) the live and studio presets, with per-stage times."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("live", "studio"):
+            spec = resolve_seed(
+                ClipSpec(PROMPT, bars=bars, bpm=120, seed=1).with_preset(PRESETS[name]).validated()
+            )
+            stages: list[dict[str, float]] = []
+
+            def run(spec: ClipSpec = spec, stages: list = stages) -> None:
+                clip = render_batch(engine, [spec])[0][0]
+                save_clip(clip, Path(folder))
+                stages.append(clip.timings)
+
+            seconds, _ = timed(run, engine.device, repeats)
+            last = stages[-1]
+            out[name] = {
+                "steps": spec.steps,
+                "scheduler": spec.scheduler,
+                "total_s": seconds,
+                "stages_s": {k: round(v, 5) for k, v in last.items()},
+                "speedup_vs_reference": (reference_s / seconds) if reference_s else None,
+            }
+    return out
+
+
+def daemon_overhead(engine: Engine, *, bars: int, concurrent: int, steps: int) -> dict:
+    """(c) OSC request → /done vs the engine's own render time; (d) throughput concurrent vs
+    sequential, through a real daemon on loopback."""
+    from clients.client import Client
+    from daemon.config import load_config
+    from daemon.server import Daemon
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(
+            None,
+            {
+                "port": 0,
+                "reply_to": (),
+                "out": Path(tmp) / "out",
+                "state": Path(tmp) / "state",
+                "warmup": False,
+                "audio": False,
+            },
+        )
+        daemon = Daemon(config, engine=engine)
+        daemon.start()
+        try:
+            host, port = daemon.address
+            with Client(host, port, timeout=600) as client:
+                options = {"bars": bars, "bpm": 120, "steps": steps, "seed": 3}
+                client.generate(PROMPT, **options).wait()  # warm
+                # the engine alone, same job
+                spec = daemon.build_spec(PROMPT, _Options(options))
+                _, clips = timed(lambda: render_batch(engine, [spec]), engine.device, 1)
+                render_s = sum(
+                    v for k, v in clips[0][0].timings.items() if k not in ("unet_per_step",)
+                )
+                started = time.perf_counter()
+                client.generate(PROMPT, **options).wait()
+                request_s = time.perf_counter() - started
+                # sequential vs concurrent 1-bar requests
+                started = time.perf_counter()
+                for i in range(concurrent):
+                    client.generate(PROMPT, **{**options, "seed": 10 + i}).wait()
+                sequential_s = time.perf_counter() - started
+                started = time.perf_counter()
+                jobs = [
+                    client.generate(PROMPT, **{**options, "seed": 100 + i})
+                    for i in range(concurrent)
+                ]
+                for job in jobs:
+                    job.wait()
+                concurrent_s = time.perf_counter() - started
+        finally:
+            daemon.stop()
+    return {
+        "engine_render_s": render_s,
+        "osc_request_to_done_s": request_s,
+        "overhead_fraction": (request_s - render_s) / render_s,
+        "concurrent": concurrent,
+        "sequential_clips_per_s": concurrent / sequential_s,
+        "concurrent_clips_per_s": concurrent / concurrent_s,
+        "throughput_ratio": sequential_s / concurrent_s,
+    }
+
+
+class _Options:
+    """Attribute access over a dict, as the protocol's options objects offer it."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        return self._values.get(key)
+
+
+def memory(device: torch.device) -> dict[str, Any]:
+    """(e) peak GPU memory and the process's peak resident set."""
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out: dict[str, Any] = {"peak_rss_mib": round(rss_kib / 1024, 1)}
+    if device.type == "cuda":
+        out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def run_model(model: str, device: str, args: argparse.Namespace) -> dict[str, Any]:
+    engine = Engine.load(model, device=device)
+    if engine.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    engine.warmup()
+    result: dict[str, Any] = {"model": model, **engine.describe(), "bars": {}}
+    for bars in args.bars:
+        print(f"  {model} on {engine.device}, {bars} bar(s) ...", file=sys.stderr, flush=True)
+        entry: dict[str, Any] = {}
+        ref_steps = args.ref_steps or (
+            200 if engine.device.type != "cpu" or model == "tiny" else 25
+        )
+        entry["reference"] = reference_vs_engine(
+            engine, bars=bars, steps=ref_steps, repeats=args.repeats
+        )
+        ref = entry["reference"].get("reference_s")
+        # scale the reference to upstream's 200 steps when fewer were run, for the preset ratio
+        ref_200 = ref * 200 / ref_steps if ref else None
+        entry["presets"] = presets(engine, bars=bars, reference_s=ref_200, repeats=args.repeats)
+        result["bars"][str(bars)] = entry
+    if not args.no_daemon:
+        result["daemon"] = daemon_overhead(
+            engine, bars=1, concurrent=args.concurrent, steps=PRESETS["live"].steps
+        )
+    result["memory"] = memory(engine.device)
+    del engine
+    gc.collect()
+    return result
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    print(
+        f"{'model':<12} {'device':<7} {'bars':>4}  {'ref s':>8} {'engine s':>8} {'ratio':>6}"
+        f"  {'live s':>7} {'x ref':>6}  {'studio s':>8} {'x ref':>6}"
+    )
+    for r in results:
+        for bars, entry in r["bars"].items():
+            ref = entry["reference"]
+            live = entry["presets"]["live"]
+            studio = entry["presets"]["studio"]
+
+            def fmt(x: float | None, spec: str = ".2f") -> str:
+                return "-" if x is None else format(x, spec)
+
+            print(
+                f"{r['model']:<12} {r['device']:<7} {bars:>4}  {fmt(ref.get('reference_s')):>8} "
+                f"{fmt(ref.get('engine_s')):>8} {fmt(ref.get('engine_over_reference')):>6}  "
+                f"{fmt(live['total_s']):>7} {fmt(live['speedup_vs_reference'], '.1f'):>6}  "
+                f"{fmt(studio['total_s']):>8} {fmt(studio['speedup_vs_reference'], '.1f'):>6}"
+            )
+        if "daemon" in r:
+            d = r["daemon"]
+            print(
+                f"  daemon: request→done {d['osc_request_to_done_s']:.3f} s vs render "
+                f"{d['engine_render_s']:.3f} s (overhead {100 * d['overhead_fraction']:+.1f} %); "
+                f"{d['concurrent']} concurrent: {d['concurrent_clips_per_s']:.2f} clips/s vs "
+                f"sequential {d['sequential_clips_per_s']:.2f} ({d['throughput_ratio']:.2f}×)"
+            )
+        print(f"  memory: {r['memory']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["tiny", "full-random"])
+    parser.add_argument("--bars", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--devices", nargs="+", help="default: cpu, plus cuda when present")
+    parser.add_argument(
+        "--ref-steps",
+        type=int,
+        help="reference steps (default 200; 25 for "
+        "full-random on CPU, where 200 take minutes — ratios are per run)",
+    )
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--concurrent", type=int, default=8)
+    parser.add_argument("--no-daemon", action="store_true", help="skip (c) and (d)")
+    parser.add_argument("--quick", action="store_true", help="tiny only, 1 bar, 20 ref steps")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.models, args.bars, args.ref_steps = ["tiny"], [1], args.ref_steps or 20
+    quiet_libraries()
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    results = []
+    for device in devices:
+        for model in args.models:
+            results.append(run_model(model, device, args))
+    machine = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    print_table(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = args.out or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,582 @@
+"""The daemon: wires config, journal, engine, worker and the OSC front-end, and runs them.
+
+:class:`Daemon` starts its parts in one place, in order (journal → engine → worker → recovery of
+journaled jobs → OSC), and stops them in the opposite order in a ``finally``. Its request
+handlers run on the OSC thread: they turn a typed request from :mod:`daemon.protocol` into a job
+or an answer, and never wait on the model. Every :class:`~musicldm_core.errors.MusicLDMError` a
+handler raises becomes exactly one ``/musicldm/fail id code message`` here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from musicldm_core.errors import BadRequest, MusicLDMError, NotFound
+from musicldm_core.render import Clip, resolve_seed
+from musicldm_core.spec import ClipSpec
+
+from . import __version__, protocol
+from .config import DaemonConfig, load_config
+from .delivery import Delivery
+from .errors import QueueFull, ShuttingDown
+from .jobs import Job, JobQueue
+from .journal import Journal
+from .osc import Address, OscServer
+
+__all__ = ["Daemon", "clips_main", "midi_ports_main", "serve_main"]
+
+log = logging.getLogger("daemon")
+
+_SPEC_FIELDS = {f.name for f in dataclasses.fields(ClipSpec)} - {"extra"}
+
+
+def spec_to_dict(spec: ClipSpec) -> dict[str, Any]:
+    return {name: getattr(spec, name) for name in _SPEC_FIELDS}
+
+
+def spec_from_dict(data: dict[str, Any]) -> ClipSpec:
+    return ClipSpec(**{k: v for k, v in data.items() if k in _SPEC_FIELDS})
+
+
+class _Events:
+    """Turns the worker's reports into OSC replies (see :class:`daemon.worker.JobEvents`)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def _send(self, job: Job, address: str, args: list[Any]) -> None:
+        if self.daemon.osc is not None:
+            self.daemon.osc.replier.send(address, args, to=job.origin)
+
+    def started(self, job: Job) -> None:
+        self._send(job, "/musicldm/started", [job.job_id])
+
+    def progress(self, job: Job, step: int, total: int) -> None:
+        self._send(job, "/musicldm/progress", [job.job_id, step, total])
+
+    def done(self, job: Job, clip: Clip) -> None:
+        spec = clip.spec
+        bars = 0 if spec.seconds is not None else spec.bars
+        self._send(
+            job,
+            "/musicldm/done",
+            [job.job_id, str(clip.path), float(clip.seconds), float(spec.bpm), bars, clip.seed],
+        )
+
+    def failed(self, job: Job, code: str, message: str, takes: int) -> None:
+        for _ in range(max(takes, 1)):
+            self._send(job, "/musicldm/fail", [job.job_id, code, message])
+
+
+class Daemon:
+    """The long-running process's parts and their request handlers."""
+
+    def __init__(self, config: DaemonConfig, *, engine: Any = None) -> None:
+        self.config = config
+        self.engine = engine
+        self.delivery = Delivery(config.out, day_folders=config.day_folders)
+        self.queue = JobQueue(config.queue_size)
+        self.journal: Journal | None = None
+        self.worker: Any = None
+        self.osc: OscServer | None = None
+        self.tempo = float(config.tempo)
+        self.defaults: dict[str, Any] = {}
+        self.started_at = time.time()
+        self._next_id = 1
+        self._id_lock = threading.Lock()
+        self._accepting = False
+        self._stopped = threading.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every part, in order. On failure, whatever started is stopped again."""
+        from .worker import Worker
+
+        try:
+            self.config.state.mkdir(parents=True, exist_ok=True)
+            self.journal = Journal(self.config.state / "journal.sqlite3")
+            if self.engine is None:
+                self.engine = self._load_engine()
+            self.worker = Worker(
+                self.engine,
+                self.queue,
+                journal=self.journal,
+                delivery=self.delivery,
+                events=_Events(self),
+                max_batch_takes=self._max_batch(),
+                progress_rate_hz=self.config.progress_rate_hz,
+            )
+            self.osc = OscServer(
+                self.config.host,
+                self.config.port,
+                self.handle,
+                allow=self.config.allow,
+                reply_targets=self.config.reply_to,
+            )
+            self._recover()
+            self.worker.start()
+            self._accepting = True
+            self.osc.start()
+        except BaseException:
+            self.stop()
+            raise
+        info = self.engine.describe()
+        log.info(
+            "musicldm-daemon %s listening on udp %s:%s; model %s on %s (%s); replies to %s; "
+            "clips into %s",
+            __version__,
+            self.osc.host,
+            self.osc.port,
+            info["model"],
+            info["device"],
+            info["dtype"],
+            ", ".join(f"{h}:{p}" for h, p in self.config.reply_to) or "senders only",
+            self.config.out,
+        )
+        log.info("playback and MIDI are not available in this version: files only")
+
+    def _load_engine(self) -> Any:
+        from musicldm_core.engine import Engine
+        from musicldm_core.loading import quiet_libraries
+
+        quiet_libraries()
+        log.info("loading model %s ...", self.config.model)
+        started = time.perf_counter()
+        engine = Engine.load(self.config.model, device=self.config.device, dtype=self.config.dtype)
+        log.info("model loaded in %.1f s", time.perf_counter() - started)
+        if self.config.warmup:
+            log.info("warm-up render took %.2f s", engine.warmup())
+        return engine
+
+    def _max_batch(self) -> int:
+        if self.config.max_batch is not None:
+            return self.config.max_batch
+        device = getattr(self.engine, "device", None)
+        return 8 if device is not None and device.type in ("cuda", "mps") else 4
+
+    def _recover(self) -> None:
+        """Queue the jobs the journal holds unfinished from the last run."""
+        assert self.journal is not None
+        now = time.time()
+        recovered = 0
+        for entry in self.journal.unfinished():
+            request = entry.request
+            spec = spec_from_dict(request["spec"])
+            job = Job(
+                seq=entry.seq,
+                job_id=entry.job_id,
+                spec=spec,
+                priority=entry.priority,
+                created=entry.created,
+                origin=tuple(tuple(a) for a in entry.reply_to),  # type: ignore[misc]
+                slot=request.get("slot"),
+                play=bool(request.get("play")),
+            )
+            if job.priority == "live" and now - entry.created > self.config.stale_live_seconds:
+                job.finish()
+                self.journal.mark_finished(entry.seq, "cancelled", "cancelled", "stale live job")
+                log.info("job %s: stale live job from the last run, not rendered", job.job_id)
+                continue
+            self.queue.put(job, force=True)
+            recovered += 1
+        if recovered:
+            log.info("recovered %d unfinished jobs from the journal", recovered)
+
+    def stop(self, grace_seconds: float = 3.0) -> None:
+        """Stop taking work, let the running job finish or abandon it, close everything."""
+        self._accepting = False
+        if self.osc is not None:
+            self.osc.stop()
+        self.queue.close()
+        if self.worker is not None:
+            self.worker.stop(grace_seconds)
+        if self.osc is not None:
+            self.osc.close()
+        if self.journal is not None:
+            self.journal.close()
+        self._stopped.set()
+
+    @property
+    def address(self) -> Address:
+        assert self.osc is not None
+        return (self.osc.host, self.osc.port)
+
+    # -- requests (OSC thread) ---------------------------------------------------------------------
+
+    def handle(self, address: str, args: list[Any], sender: Address) -> None:
+        """Answer one OSC message. Never raises."""
+        try:
+            request = protocol.parse(address, args)
+            self._dispatch(request, address, sender)
+        except MusicLDMError as exc:
+            job_id = getattr(exc, "job_id", None)
+            self._reply(
+                "/musicldm/fail",
+                [job_id if job_id is not None else address, exc.code, exc.message],
+                sender,
+            )
+        except Exception:
+            log.exception("error handling %s %r", address, args)
+            self._reply(
+                "/musicldm/fail", [address, "model_error", "internal error; see the log"], sender
+            )
+
+    def _reply(self, address: str, args: list[Any], sender: Address) -> None:
+        if self.osc is not None:
+            self.osc.replier.send(address, args, to=[sender])
+
+    def _dispatch(self, request: Any, address: str, sender: Address) -> None:
+        handler = getattr(self, "_on_" + type(request).__name__.lower(), None)
+        if handler is None:
+            raise NotFound(
+                f"{address} needs audio playback, which this daemon does not offer yet "
+                "(files only); the clip files are in the output folder"
+            )
+        handler(request, sender)
+
+    def _new_id(self) -> int:
+        with self._id_lock:
+            value = self._next_id
+            self._next_id += 1
+            return value
+
+    def _option(self, options: Any, key: str) -> Any:
+        value = getattr(options, key, None)
+        if value is None:
+            value = self.defaults.get(key, self.config.defaults.get(key))
+        return value
+
+    def build_spec(self, prompt: str, options: Any) -> ClipSpec:
+        """A validated, seeded spec from request options, /set defaults, config and preset."""
+        preset_name = self._option(options, "preset") or "live"
+        preset = self.config.presets.get(preset_name)
+        if preset is None:
+            raise BadRequest(
+                f"preset must be one of {', '.join(sorted(self.config.presets))}, "
+                f"got {preset_name!r}",
+                key="preset",
+            )
+
+        def pick(key: str, fallback: Any) -> Any:
+            value = self._option(options, key)
+            return fallback if value is None else value
+
+        spec = ClipSpec(
+            prompt=prompt,
+            bars=pick("bars", 1),
+            beats_per_bar=pick("beats", self.config.beats_per_bar),
+            bpm=pick("bpm", self.tempo),
+            seconds=self._option(options, "seconds"),
+            seed=self._option(options, "seed"),
+            steps=pick("steps", preset.steps),
+            guidance=pick("guidance", preset.guidance),
+            negative_prompt=pick("negative", preset.negative_prompt),
+            scheduler=pick("scheduler", preset.scheduler),
+            takes=pick("takes", 1),
+            loop=bool(pick("loop", True)),
+            sample_rate=self.config.sample_rate,
+            sample_format=self.config.sample_format,
+            loudness_lufs=self.config.loudness_lufs,
+            name=getattr(options, "name", None),
+        )
+        return resolve_seed(spec.validated(max_seconds=self.config.max_seconds))
+
+    def _on_generate(self, request: Any, sender: Address) -> None:
+        options = request.options
+        job_id = options.id if options.id is not None else self._new_id()
+        try:
+            spec = self.build_spec(request.prompt, options)
+        except BadRequest as exc:
+            exc.job_id = job_id  # type: ignore[attr-defined]
+            raise
+        self.submit(
+            job_id,
+            spec,
+            priority=self._option(options, "priority") or "normal",
+            origin=(sender,),
+            slot=self._option(options, "slot"),
+            play=bool(self._option(options, "play")),
+        )
+
+    def submit(
+        self,
+        job_id: int | str,
+        spec: ClipSpec,
+        *,
+        priority: str = "normal",
+        origin: tuple[Address, ...] = (),
+        slot: int | None = None,
+        play: bool = False,
+    ) -> Job:
+        """Journal and queue a job, then send ``/queued``. Raises queue_full / shutting_down."""
+        if not self._accepting:
+            raise ShuttingDown("the daemon is shutting down and takes no new jobs")
+        if len(self.queue) >= self.queue.maxsize:  # checked again, under its lock, by put()
+            raise QueueFull(
+                f"the queue holds {self.queue.maxsize} jobs already; wait or cancel some"
+            )
+        assert self.journal is not None
+        request = {"spec": spec_to_dict(spec), "slot": slot, "play": play}
+        seq = self.journal.add(job_id, request, priority, reply_to=origin)
+        job = Job(
+            seq=seq,
+            job_id=job_id,
+            spec=spec,
+            priority=priority,
+            origin=origin,
+            slot=slot,
+            play=play,
+        )
+        try:
+            position = self.queue.put(job)
+        except MusicLDMError as exc:
+            job.finish()
+            self.journal.mark_finished(seq, "failed", exc.code, exc.message)
+            raise
+        if self.osc is not None:
+            self.osc.replier.send("/musicldm/queued", [job_id, position], to=origin)
+        return job
+
+    def _on_cancel(self, request: Any, sender: Address) -> None:
+        target = request.job_id
+        assert self.journal is not None
+
+        def matches(job: Job) -> bool:
+            return target is None or job.job_id == target
+
+        removed = self.queue.remove(matches)
+        for job in removed:
+            if job.finish():
+                self.journal.mark_finished(job.seq, "cancelled", "cancelled", "cancelled")
+                for _ in range(job.takes):
+                    self.osc.replier.send(  # type: ignore[union-attr]
+                        "/musicldm/fail",
+                        [job.job_id, "cancelled", "cancelled while queued"],
+                        to=job.origin,
+                    )
+        running = [j for j in (self.worker.running if self.worker else []) if matches(j)]
+        for job in running:
+            job.cancel_requested.set()  # the worker sends the fail when the engine stops
+        if not removed and not running and target is not None:
+            raise NotFound(f"no queued or running job has id {target!r}")
+
+    def _on_set(self, request: Any, sender: Address) -> None:
+        if request.key == "bpm":
+            self.tempo = float(request.value)
+        self.defaults[request.key] = request.value
+        self._reply("/musicldm/value", [request.key, request.value], sender)
+
+    def _on_get(self, request: Any, sender: Address) -> None:
+        self._reply("/musicldm/value", [request.key, self.value_of(request.key)], sender)
+
+    def value_of(self, key: str) -> Any:
+        """The value a later request would use for ``key``."""
+        if key == "bpm":
+            return self.tempo
+        if key == "version":
+            return __version__
+        if key == "transport":
+            return "stop"
+        value = self._option(None, key)
+        if value is not None:
+            return value
+        preset = self.config.presets.get(self._option(None, "preset") or "live")
+        preset_keys = {"steps": "steps", "guidance": "guidance", "scheduler": "scheduler"}
+        if preset is not None and key in preset_keys:
+            return getattr(preset, preset_keys[key])
+        if preset is not None and key == "negative":
+            return preset.negative_prompt
+        builtin = {
+            "bars": 1,
+            "beats": self.config.beats_per_bar,
+            "takes": 1,
+            "loop": 1,
+            "preset": "live",
+            "priority": "normal",
+            "play": 0,
+            "quantize": "bar",
+            "gain": 1.0,
+        }
+        if key in builtin:
+            return builtin[key]
+        return ""
+
+    def status(self) -> dict[str, Any]:
+        info = self.engine.describe() if self.engine is not None else {}
+        running = self.worker.running if self.worker is not None else []
+        osc = self.osc
+        return {
+            "queued": len(self.queue),
+            "running": len(running),
+            "device": info.get("device", "none"),
+            "model": info.get("model", self.config.model),
+            "bpm": self.tempo,
+            "voices": 0,
+            "version": __version__,
+            "audio": "off",
+            "midi": "off",
+            "done": self.worker.rendered if self.worker is not None else 0,
+            "failed": self.worker.failed if self.worker is not None else 0,
+            "dropped": osc.dropped if osc is not None else 0,
+            "malformed": osc.malformed if osc is not None else 0,
+            "uptime": round(time.time() - self.started_at, 1),
+            "out": str(self.config.out),
+        }
+
+    def _on_status(self, request: Any, sender: Address) -> None:
+        pairs: list[Any] = []
+        for key, value in self.status().items():
+            pairs += [key, value]
+        self._reply("/musicldm/status.reply", pairs, sender)
+
+    def _on_ping(self, request: Any, sender: Address) -> None:
+        self._reply("/musicldm/pong", list(request.args), sender)
+
+    def _on_notify(self, request: Any, sender: Address) -> None:
+        assert self.osc is not None
+        target = (sender[0], request.port or sender[1])
+        if request.on:
+            self.osc.replier.register(target)
+        else:
+            self.osc.replier.unregister(target)
+        self._reply("/musicldm/value", ["notify", int(request.on)], sender)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def wait(self) -> None:
+        """Block until :meth:`stop` has run (from a signal handler or another thread)."""
+        self._stopped.wait()
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="musicldm-daemon serve", description="Run the daemon.")
+    parser.add_argument("--config", type=Path, help="TOML config file (see docs/config.md)")
+    parser.add_argument("--model", help="hub id, model folder, or tiny / full-random")
+    parser.add_argument("--device", help="cuda, cuda:N, mps or cpu")
+    parser.add_argument("--dtype", help="fp16, bf16 or fp32")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="UDP port (default 9000; 0 picks a free one)")
+    parser.add_argument(
+        "--reply-to",
+        action="append",
+        metavar="HOST:PORT",
+        help="also send every reply here (repeatable; default 127.0.0.1:9001)",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        metavar="CIDR",
+        help="accept packets from this network (repeatable; needed to bind a non-loopback host)",
+    )
+    parser.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
+    parser.add_argument("--state", type=Path, help="journal and library folder")
+    parser.add_argument("--tempo", type=float, help="initial tempo in BPM (default 120)")
+    parser.add_argument(
+        "--day-folders",
+        action="store_true",
+        default=None,
+        help="one subfolder per day in the output folder",
+    )
+    parser.add_argument("--max-batch", type=int, help="takes rendered together (default: auto)")
+    parser.add_argument("--no-audio", action="store_true", help="run without playback")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up render")
+    parser.add_argument("--log-level", help="debug, info, warning or error")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> DaemonConfig:
+    from .config import parse_host_port
+
+    overrides: dict[str, Any] = {
+        "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "host": args.host,
+        "port": args.port,
+        "out": args.out,
+        "state": args.state,
+        "tempo": args.tempo,
+        "day_folders": args.day_folders,
+        "max_batch": args.max_batch,
+        "log_level": args.log_level,
+    }
+    if args.reply_to:
+        overrides["reply_to"] = tuple(parse_host_port(t) for t in args.reply_to)
+    if args.allow:
+        overrides["allow"] = tuple(args.allow)
+    if args.no_audio:
+        overrides["audio"] = False
+    if args.no_warmup:
+        overrides["warmup"] = False
+    return load_config(args.config, overrides)
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    """``musicldm-daemon serve``: run until SIGINT or SIGTERM."""
+    args = _serve_parser().parse_args(list(argv))
+    config = config_from_args(args)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    daemon = Daemon(config)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        daemon.start()
+        while not stop_requested.wait(0.5):
+            pass
+    finally:
+        daemon.stop()
+        log.info("musicldm-daemon stopped")
+    return 0
+
+
+def clips_main(args: argparse.Namespace) -> int:
+    """``musicldm-daemon clips``: the most recent clips in the library."""
+    overrides = {"state": args.state}
+    config = load_config(args.config, overrides)
+    path = config.state / "journal.sqlite3"
+    if not path.exists():
+        print(f"no library yet at {path}", file=sys.stderr)
+        return 0
+    with Journal(path) as journal:
+        for record in journal.recent_clips(args.limit):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+            bars = f"{record.bars} bars" if record.bars else f"{record.seconds:.2f} s"
+            print(f"{when}  {record.bpm:g} BPM  {bars}  seed {record.seed}  {record.prompt!r}")
+            print(f"    {record.path}")
+    return 0
+
+
+def midi_ports_main() -> int:
+    """``musicldm-daemon midi-ports``: list MIDI input ports, or say why there are none."""
+    try:
+        import mido
+
+        names = mido.get_input_names()
+    except Exception as exc:
+        print(f"no MIDI system available here: {exc}", file=sys.stderr)
+        return 1
+    if not names:
+        print("no MIDI input ports found", file=sys.stderr)
+    for name in names:
+        print(name)
+    return 0

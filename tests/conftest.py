@@ -1,0 +1,24 @@
+"""Shared fixtures: one tiny model, built once per test session through the real loader."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private test-model cache, so the session builds the tiny model itself."""
+    return tmp_path_factory.mktemp("test-models")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(model_cache: Path) -> Iterator[object]:
+    """The ``tiny`` model built offline, saved in the diffusers layout and loaded back."""
+    from musicldm_core.engine import Engine
+    from musicldm_core.loading import quiet_libraries
+
+    quiet_libraries()
+    yield Engine.load("tiny", device="cpu", cache_dir=model_cache)

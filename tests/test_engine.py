@@ -1,0 +1,186 @@
+"""The engine against diffusers' reference pipeline, seeds, ranking, cancellation and loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from musicldm_core.engine import Engine, RenderItem
+from musicldm_core.errors import Cancelled, ModelError, WeightsNotFound
+from musicldm_core.loading import load_components, resolve_source
+from musicldm_core.schedulers import make_scheduler
+from musicldm_core.spec import DEFAULT_NEGATIVE_PROMPT, SCHEDULER_NAMES
+
+PROMPTS = ["warm lofi piano", "dark techno, 909 drums"]
+
+
+def _reference_pipeline(engine: Engine, scheduler: str):
+    diffusers = pytest.importorskip("diffusers")
+    pipeline_class = getattr(diffusers, "MusicLDMPipeline", None)
+    if pipeline_class is None:
+        pytest.skip("this diffusers no longer ships MusicLDMPipeline: nothing to compare against")
+    c = engine.components
+    pipe = pipeline_class(
+        vae=c.vae,
+        text_encoder=c.text_encoder,
+        tokenizer=c.tokenizer,
+        feature_extractor=c.feature_extractor,
+        unet=c.unet,
+        scheduler=make_scheduler(scheduler, c.scheduler_config),
+        vocoder=c.vocoder,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpm++", "unipc"])
+def test_engine_equals_the_upstream_pipeline(tiny_engine, scheduler):
+    """Same components, embeddings, seeds, scheduler and steps: the same waveform."""
+    pipe = _reference_pipeline(tiny_engine, scheduler)
+    seeds = [3, 11]
+    positive = tiny_engine.encode_text(PROMPTS)
+    negative = tiny_engine.encode_text([DEFAULT_NEGATIVE_PROMPT] * 2)
+    reference = pipe(
+        prompt_embeds=positive,
+        negative_prompt_embeds=negative,
+        audio_length_in_s=2.0,
+        num_inference_steps=8,
+        guidance_scale=2.5,
+        generator=[torch.Generator("cpu").manual_seed(s) for s in seeds],
+        output_type="np",
+    ).audios
+    ours = tiny_engine.generate(
+        [
+            RenderItem(p, DEFAULT_NEGATIVE_PROMPT, 2.5, (s,))
+            for p, s in zip(PROMPTS, seeds, strict=True)
+        ],
+        frames=200,
+        steps=8,
+        scheduler=scheduler,
+    )
+    engine_audio = np.stack([takes[0].waveform[:32000] for takes in ours])
+    assert reference.shape == engine_audio.shape == (2, 32000)
+    assert np.abs(reference).max() > 1e-2, "the test model must make a real signal to compare"
+    assert np.abs(reference - engine_audio).max() < 1e-4
+
+
+def test_take_is_the_same_whatever_shares_the_batch(tiny_engine):
+    alone = tiny_engine.generate(
+        [RenderItem("soft pads", "", 2.0, (42,))], frames=64, steps=4, scheduler="dpm++"
+    )[0][0]
+    crowded = tiny_engine.generate(
+        [
+            RenderItem("busy drums", "", 3.0, (7,)),
+            RenderItem("soft pads", "", 2.0, (40, 41, 42)),
+        ],
+        frames=64,
+        steps=4,
+        scheduler="dpm++",
+        rank=False,
+    )
+    same = crowded[1][2]
+    assert same.seed == 42
+    assert np.abs(alone.waveform - same.waveform).max() < 1e-4
+    other = crowded[1][0]
+    assert np.abs(alone.waveform - other.waveform).max() > 1e-3  # another seed differs
+
+
+def test_seeds_for_takes_wrap_around():
+    assert RenderItem.seeds_for(5, 3) == (5, 6, 7)
+    assert RenderItem.seeds_for(2**31 - 1, 2) == (2**31 - 1, 0)
+
+
+def test_each_prompt_is_ranked_against_its_own_takes(tiny_engine):
+    items = [
+        RenderItem(PROMPTS[0], "", 2.0, RenderItem.seeds_for(100, 3)),
+        RenderItem(PROMPTS[1], "", 2.0, RenderItem.seeds_for(200, 3)),
+    ]
+    results = tiny_engine.generate(items, frames=64, steps=3, scheduler="ddim")
+    for item, takes in zip(items, results, strict=True):
+        assert sorted(t.seed for t in takes) == sorted(item.seeds)  # no take from another prompt
+        scores = [t.score for t in takes]
+        assert all(s is not None for s in scores)
+        assert scores == sorted(scores, reverse=True)
+        # The scores are this prompt's similarity to its own takes, computed on their own.
+        again = tiny_engine.score(item.prompt, [t.waveform for t in takes])
+        assert np.allclose(scores, again, atol=1e-5)
+
+
+def test_cancellation_stops_between_steps(tiny_engine):
+    steps_seen = []
+
+    def on_step(step, total):
+        steps_seen.append((step, total))
+
+    with pytest.raises(Cancelled):
+        tiny_engine.generate(
+            [RenderItem("x", "", 2.0, (1,))],
+            frames=64,
+            steps=10,
+            scheduler="ddim",
+            on_step=on_step,
+            is_cancelled=lambda: len(steps_seen) >= 3,
+        )
+    assert steps_seen == [(1, 10), (2, 10), (3, 10)]
+
+
+def test_text_embeddings_are_cached_and_padding_free(tiny_engine):
+    hits, misses = tiny_engine.text_cache_stats
+    a = tiny_engine.encode_text(["a cached prompt"])
+    b = tiny_engine.encode_text(["a cached prompt"])
+    assert tiny_engine.text_cache_stats == (hits + 1, misses + 1) or torch.equal(a, b)
+    # Padding to the longest prompt of a batch does not change an embedding.
+    alone = tiny_engine.encode_text(["pad me"])[0]
+    fresh = Engine(tiny_engine.components)
+    together = fresh.encode_text(["pad me", "a much longer prompt that forces padding"])[0]
+    assert torch.allclose(alone, together, atol=1e-6)
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULER_NAMES)
+def test_every_scheduler_renders(tiny_engine, scheduler):
+    takes = tiny_engine.generate(
+        [RenderItem("x", "", 2.0, (1,))], frames=32, steps=2, scheduler=scheduler
+    )
+    wave = takes[0][0].waveform
+    assert wave.shape == (32 * 160,)
+    assert np.isfinite(wave).all()
+
+
+def test_unknown_scheduler_is_a_bad_request(tiny_engine):
+    from musicldm_core.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="scheduler must be one of"):
+        tiny_engine.generate([RenderItem("x", "", 2.0, (1,))], frames=32, steps=2, scheduler="x")
+
+
+def test_loading_errors_say_what_to_do(tmp_path, model_cache):
+    with pytest.raises(ModelError, match=r"model_index\.json is missing"):
+        resolve_source(str(tmp_path))
+    with pytest.raises(ModelError, match="neither a folder"):
+        resolve_source("./no/such/folder")
+    with pytest.raises(WeightsNotFound, match=r"--model"):
+        resolve_source("nobody/not-a-model-here")
+    # A folder missing a component names it.
+    folder = tmp_path / "broken"
+    shutil.copytree(resolve_source("tiny", cache_dir=model_cache), folder)
+    shutil.rmtree(folder / "vocoder")
+    with pytest.raises(ModelError, match="vocoder"):
+        load_components(str(folder), device="cpu")
+
+
+def test_the_real_checkpoint_dtype_is_overridden(tmp_path, model_cache):
+    """The checkpoint's CLAP config says float64; the loader must load float32 anyway."""
+    folder = tmp_path / "f64"
+    shutil.copytree(resolve_source("tiny", cache_dir=model_cache), folder)
+    config_path = folder / "text_encoder" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["torch_dtype"] = "float64"
+    config["dtype"] = "float64"
+    config_path.write_text(json.dumps(config))
+    components = load_components(str(folder), device="cpu")
+    assert next(components.text_encoder.parameters()).dtype == torch.float32
+    assert next(components.unet.parameters()).dtype == torch.float32
