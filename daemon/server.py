@@ -370,6 +370,19 @@ class Daemon:
         if not removed and not running and target is not None:
             raise NotFound(f"no queued or running job has id {target!r}")
 
+    def _on_play(self, request: Any, sender: Address) -> None:
+        if request.is_path:
+            path = self.delivery.resolve_inside(str(request.target))
+        else:
+            assert self.journal is not None
+            record = self.journal.find_clip(request.target)
+            if record is None:
+                raise NotFound(f"no clip in the library has id {request.target!r}")
+            path = Path(record.path)
+        raise NotFound(
+            f"cannot play {path.name}: this daemon has no audio playback yet (files only)"
+        )
+
     def _on_set(self, request: Any, sender: Address) -> None:
         if request.key == "bpm":
             self.tempo = float(request.value)
