@@ -288,6 +288,7 @@ def save_clip(clip: Clip, folder: Path, *, when: datetime | None = None) -> Path
         seed=clip.seed,
         when=when,
         name=spec.name,
+        seconds=spec.seconds,
     )
     started = time.perf_counter()
     data = encode_wav(

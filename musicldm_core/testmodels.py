@@ -29,7 +29,7 @@ __all__ = ["TEST_MODELS", "build_test_model", "default_cache_root", "ensure_test
 log = logging.getLogger(__name__)
 
 TEST_MODELS = ("tiny", "full-random")
-_RECIPE_VERSION = 2  # bump when a recipe changes, so cached builds are rebuilt
+_RECIPE_VERSION = 3  # bump when a recipe changes, so cached builds are rebuilt
 
 
 def default_cache_root() -> Path:
@@ -106,15 +106,15 @@ def _configs(name: str) -> dict[str, dict[str, Any]]:
         return {"unet": unet, "vae": vae, "clap": clap, "vocoder": vocoder}
     # tiny: same geometry, narrow everything.
     unet.update(
-        block_out_channels=[32, 64],
-        down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
-        up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"],
-        cross_attention_dim=[32, 64],
+        block_out_channels=[8, 16, 32],
+        down_block_types=["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+        up_block_types=["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
+        cross_attention_dim=[8, 16, 32],
         layers_per_block=1,
         attention_head_dim=8,
-        norm_num_groups=8,
+        norm_num_groups=4,
     )
-    vae.update(block_out_channels=[16, 32, 32], layers_per_block=1, norm_num_groups=8)
+    vae.update(block_out_channels=[8, 16, 16], layers_per_block=1, norm_num_groups=4)
     clap = {
         "text_config": {
             "vocab_size": 261,
