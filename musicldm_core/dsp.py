@@ -91,8 +91,7 @@ def make_loop(audio: np.ndarray, loop_samples: int, crossfade_samples: int) -> n
         raise ValueError(f"crossfade_samples must be 0 or more, got {crossfade_samples}")
     if crossfade_samples > loop_samples:
         raise ValueError(
-            f"crossfade_samples ({crossfade_samples}) must not exceed loop_samples "
-            f"({loop_samples})"
+            f"crossfade_samples ({crossfade_samples}) must not exceed loop_samples ({loop_samples})"
         )
     needed = loop_samples + crossfade_samples
     if len(audio) < needed:

@@ -124,8 +124,21 @@ def test_generate_round_trip_gives_an_exact_tagged_file(client, daemon):
 
 def test_pure_data_shaped_request_works_the_same(raw, daemon):
     # Pd sends every number as a float and cannot send a symbol with spaces.
-    raw.send("/musicldm/generate", "dark", "techno", "bars", 1.0, "bpm", 128.0, "seed", 7.0,
-             "steps", 3.0, "id", 42.0)
+    raw.send(
+        "/musicldm/generate",
+        "dark",
+        "techno",
+        "bars",
+        1.0,
+        "bpm",
+        128.0,
+        "seed",
+        7.0,
+        "steps",
+        3.0,
+        "id",
+        42.0,
+    )
     queued = raw.wait_for("/musicldm/queued")
     assert queued[0] == 42 and isinstance(queued[0], int)
     done = raw.wait_for("/musicldm/done", 60)
@@ -304,9 +317,26 @@ def test_sigterm_then_restart_renders_every_journaled_job_once(tmp_path, model_c
     out, state = tmp_path / "out", tmp_path / "state"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [
-        sys.executable, "-m", "daemon.cli", "serve", "--model", "tiny", "--device", "cpu",
-        "--port", "0", "--out", str(out), "--state", str(state), "--no-warmup", "--no-audio",
-        "--reply-to", f"127.0.0.1:{reply_port}", "--max-batch", "1",
+        sys.executable,
+        "-m",
+        "daemon.cli",
+        "serve",
+        "--model",
+        "tiny",
+        "--device",
+        "cpu",
+        "--port",
+        "0",
+        "--out",
+        str(out),
+        "--state",
+        str(state),
+        "--no-warmup",
+        "--no-audio",
+        "--reply-to",
+        f"127.0.0.1:{reply_port}",
+        "--max-batch",
+        "1",
     ]
 
     def start(n: int):
@@ -319,8 +349,20 @@ def test_sigterm_then_restart_renders_every_journaled_job_once(tmp_path, model_c
         port = _wait_for_port(proc, log)
         sender = RawOsc(("127.0.0.1", port))
         for i in range(8):
-            sender.send("/musicldm/generate", f"batch {i}", "id", f"b{i}", "seed", i,
-                        "priority", "batch", "bars", 2, "steps", 30)
+            sender.send(
+                "/musicldm/generate",
+                f"batch {i}",
+                "id",
+                f"b{i}",
+                "seed",
+                i,
+                "priority",
+                "batch",
+                "bars",
+                2,
+                "steps",
+                30,
+            )
         queued = set()
         deadline = time.monotonic() + 30
         while len(queued) < 8 and time.monotonic() < deadline:
