@@ -1,0 +1,194 @@
+"""From spec to file: exact lengths, seamless loops, tags, takes, loudness, and the render CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from daemon.cli import main as cli_main
+from musicldm_core.beats import clip_samples
+from musicldm_core.dsp import resample, seam_jump, step_percentile
+from musicldm_core.engine import RenderItem
+from musicldm_core.render import finish, plan_clip, render_batch, resolve_seed, save_clip
+from musicldm_core.spec import ClipSpec
+from musicldm_core.wavfile import read_clip_info
+
+FAST = {"steps": 4}
+
+
+def _spec(**kwargs) -> ClipSpec:
+    return resolve_seed(ClipSpec(**{"prompt": "warm lofi piano", **FAST, **kwargs}).validated())
+
+
+@pytest.mark.parametrize(
+    ("bars", "beats", "bpm", "rate"),
+    [(1, 4, 120, 44100), (2, 4, 90, 44100), (1, 3, 173.5, 48000), (3, 7, 61, 16000)],
+)
+def test_clip_has_the_exact_musical_length(tiny_engine, bars, beats, bpm, rate):
+    spec = _spec(bars=bars, beats_per_bar=beats, bpm=bpm, sample_rate=rate, seed=1)
+    clip = render_batch(tiny_engine, [spec])[0][0]
+    assert len(clip.audio) == clip_samples(
+        bars=bars, beats_per_bar=beats, bpm=bpm, sample_rate=rate
+    )
+    assert clip.audio.dtype == np.float32
+    assert np.max(np.abs(clip.audio)) <= 10 ** (-1 / 20) + 1e-6  # under the -1 dBFS ceiling
+
+
+def test_seconds_length_is_exact(tiny_engine):
+    clip = render_batch(tiny_engine, [_spec(seconds=2.005, seed=2)])[0][0]
+    assert len(clip.audio) == round(2.005 * 44100)
+
+
+def test_loop_seam_is_no_larger_than_an_ordinary_step(tiny_engine):
+    """The jump from the last sample to the first is like any other sample-to-sample change;
+    cutting the same render plainly at the loop length jumps much further."""
+    seams, naive, typical = [], [], []
+    for seed in range(6):
+        spec = _spec(bars=1, bpm=120, seed=seed)
+        plan = plan_clip(spec)
+        take = tiny_engine.generate(
+            [RenderItem(spec.prompt, "", 2.0, (seed,))],
+            frames=plan.frames,
+            steps=4,
+            scheduler="dpm++",
+        )[0][0]
+        loop, _ = finish(take.waveform, plan, spec)
+        plain, _ = finish(take.waveform, replace(plan, loop=False), spec)
+        cut = resample(take.waveform, 16000, plan.out_rate)[: plan.out_samples]  # no loop work
+        assert len(loop) == len(plain) == plan.out_samples
+        seams.append(seam_jump(loop))
+        typical.append(step_percentile(loop, 99))
+        naive.append(seam_jump(cut))
+        assert seam_jump(loop) <= step_percentile(loop, 99)
+        assert plain[-1] == 0.0  # a plain cut fades to silence instead
+    assert np.mean(naive) > 2 * np.mean(seams), (seams, naive, typical)
+
+
+def test_equal_power_crossfade_keeps_the_continuation_at_the_seam(tiny_engine):
+    spec = _spec(bars=1, bpm=120, seed=9, sample_rate=16000)
+    plan = plan_clip(spec)
+    take = render_batch(tiny_engine, [spec])[0][0]
+    assert take.plan.crossfade_samples > 0
+    # sample 0 of the loop is (almost only) the render's continuation past the loop end
+    raw = tiny_engine.generate(
+        [RenderItem(spec.prompt, spec.negative_prompt, spec.guidance, (9,))],
+        frames=plan.frames,
+        steps=spec.steps,
+        scheduler=spec.scheduler,
+    )[0][0].waveform
+    assert take.audio[0] == pytest.approx(raw[plan.out_samples], abs=1e-4)
+    assert take.audio[plan.crossfade_samples + 5] == pytest.approx(
+        raw[plan.crossfade_samples + 5], abs=1e-4
+    )
+
+
+def test_takes_are_ranked_and_reproducible(tiny_engine, tmp_path):
+    spec = _spec(bars=1, takes=3, seed=50)
+    clips = render_batch(tiny_engine, [spec])[0]
+    assert sorted(c.seed for c in clips) == [50, 51, 52]
+    scores = [c.score for c in clips]
+    assert scores == sorted(scores, reverse=True)
+    paths = [save_clip(c, tmp_path) for c in clips]
+    assert len(set(paths)) == 3
+    settings = json.loads(read_clip_info(paths[0])["info"]["comment"])
+    assert settings["rank"] == 0 and settings["score"] == pytest.approx(scores[0], abs=1e-4)
+    # the best take made again on its own, from its own seed
+    again = render_batch(tiny_engine, [replace(spec, takes=1, seed=clips[0].seed)])[0][0]
+    assert np.abs(again.audio - clips[0].audio).max() < 1e-3
+
+
+def test_loudness_target(tiny_engine):
+    import pyloudnorm
+
+    clip = render_batch(tiny_engine, [_spec(bars=2, loudness_lufs=-20.0, seed=4)])[0][0]
+    measured = pyloudnorm.Meter(44100).integrated_loudness(clip.audio.astype(np.float64))
+    assert measured == pytest.approx(-20.0, abs=0.5)
+
+
+def test_cli_first_clip(tmp_path, model_cache, capsys, monkeypatch):
+    monkeypatch.setattr("musicldm_core.testmodels.default_cache_root", lambda: model_cache)
+
+    def args(seed: int) -> list[str]:
+        return [
+            "render",
+            "warm lofi piano",
+            "--model",
+            "tiny",
+            "--bars",
+            "2",
+            "--bpm",
+            "90",
+            "--seed",
+            str(seed),
+            "--out",
+            str(tmp_path),
+            "--steps",
+            "4",
+            "-q",
+        ]
+
+    assert cli_main(args(3)) == 0
+    first = Path(capsys.readouterr().out.strip())
+    assert cli_main(args(3)) == 0
+    second = Path(capsys.readouterr().out.strip())
+    assert cli_main(args(4)) == 0
+    other = Path(capsys.readouterr().out.strip())
+    assert first != second  # never overwrites
+    info = sf.info(str(first))
+    assert info.frames == round(2 * 4 * 60 / 90 * 44100) and info.samplerate == 44100
+    assert info.subtype == "PCM_24"
+    tags = read_clip_info(first)
+    assert tags["acid"]["bpm"] == pytest.approx(90) and tags["acid"]["beats"] == 8
+    assert tags["loops"] == [(0, info.frames - 1)]
+    assert tags["info"]["title"] == "warm lofi piano"
+    a, b, c = (sf.read(str(p), dtype="int32")[0] for p in (first, second, other))
+    assert np.array_equal(a, b)  # bit-identical audio
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message", "code"),
+    [
+        (["--bars", "0"], "bars must be an integer from 1 to 64", 2),
+        (["--bpm", "1000"], "bpm must be a number from 20", 2),
+        (["--seconds", "0.01"], "seconds must be a number from 0.04", 2),
+        (["--seconds", "31"], "to 30", 2),
+        (["--bars", "64", "--bpm", "20"], "clips must last from", 2),
+        (["--takes", "9"], "takes must be an integer from 1 to 8", 2),
+        (["--steps", "0"], "steps must be", 2),
+    ],
+)
+def test_cli_bad_input_names_the_value(tmp_path, capsys, extra, message, code):
+    args = ["render", "x", "--model", "tiny", "--out", str(tmp_path / "o"), "-q", *extra]
+    assert cli_main(args) == code
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_cli_empty_prompt_and_unknown_scheduler(tmp_path, capsys):
+    assert cli_main(["render", "  ", "--model", "tiny", "--out", str(tmp_path)]) == 2
+    assert "prompt is missing or empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["render", "x", "--scheduler", "magic", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "magic" in capsys.readouterr().err
+
+
+def test_cli_unwritable_folder_fails_before_rendering(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert cli_main(["render", "x", "--model", "tiny", "--out", str(blocker / "sub"), "-q"]) == 4
+    assert "output folder" in capsys.readouterr().err
+
+
+def test_cli_missing_weights_says_how_to_fetch_them(tmp_path, capsys):
+    code = cli_main(["render", "x", "--model", "nobody/not-here", "--out", str(tmp_path), "-q"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "could not be downloaded" in err and "--model" in err
+    assert not list(tmp_path.iterdir())
