@@ -216,7 +216,7 @@ class Daemon:
     def handle(self, address: str, args: list[Any], sender: Address) -> None:
         """Answer one OSC message. Never raises."""
         try:
-            request = protocol.parse(address, args)
+            request = protocol.parse(address, args, max_seconds=self.config.max_seconds)
             self._dispatch(request, address, sender)
         except MusicLDMError as exc:
             job_id = getattr(exc, "job_id", None)

@@ -1,0 +1,675 @@
+"""Unit tests of daemon.protocol: OSC messages to typed requests, and the tables behind the docs.
+
+Pure functions only: no sockets, no model. The option tests are generated from the protocol's own
+tables, so a new option is tested (or the coverage test fails) without editing this file's cases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon import errors as daemon_errors
+from daemon import protocol
+from daemon.errors import UnknownAddress
+from daemon.protocol import (
+    ADDRESSES,
+    FAIL_CODES,
+    GENERATE_OPTIONS,
+    PLAYBACK_OPTIONS,
+    REPLIES,
+    SLOT_OPTIONS,
+    Cancel,
+    Generate,
+    GenerateOptions,
+    Get,
+    Notify,
+    Option,
+    Ping,
+    Play,
+    PlaybackOptions,
+    Set,
+    Slot,
+    Status,
+    Stop,
+    Tempo,
+    Transport,
+    Trigger,
+    parse,
+)
+from musicldm_core import errors as core_errors
+from musicldm_core.errors import BadRequest, MusicLDMError
+from musicldm_core.spec import DEFAULT_MAX_SECONDS, LIMITS, MAX_PROMPT_CHARS
+
+GEN = "/musicldm/generate"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "osc.md"
+
+
+def bad(address: str, args: list[Any], **kwargs: Any) -> BadRequest:
+    """Parse expecting a BadRequest; return it for inspection."""
+    with pytest.raises(BadRequest) as info:
+        parse(address, args, **kwargs)
+    assert info.value.code == "bad_request"
+    return info.value
+
+
+# -- values derived from the option tables -----------------------------------------------------
+
+# Options without a range or a list of choices: their good and bad values, by hand. The coverage
+# test below fails when an option appears that neither these nor the table's metadata describe.
+TEXT_CASES: dict[str, tuple[list[tuple[Any, Any]], list[Any]]] = {
+    # key: ([(sent, parsed), ...], [bad, ...])
+    "id": ([(7, 7), (7.0, 7), ("take-a", "take-a"), (-3, -3)], [1.5, "", "  ", True, math.nan]),
+    "negative": ([("low quality", "low quality"), ("", ""), (808, "808")], [2.5, "x" * 1001]),
+    "preset": ([("studio", "studio"), ("my_preset-2", "my_preset-2")], ["", "a b", "../x", 3]),
+    "name": ([("kick", "kick"), (808, "808"), (808.0, "808")], ["", "   ", 2.5]),
+}
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def good_cases(option: Option) -> list[tuple[Any, Any]]:
+    """(sent, parsed) pairs the option must accept, from its metadata."""
+    if option.key in TEXT_CASES:
+        return TEXT_CASES[option.key][0]
+    if option.type_name == "0/1":
+        return [(0, False), (1, True), (0.0, False), (1.0, True), (True, True), (False, False)]
+    if option.choices:
+        return [(c, c) for c in option.choices] + [(option.choices[0].upper(), option.choices[0])]
+    limit = option.limit
+    assert limit is not None, f"no test values for option {option.key!r}: add a TEXT_CASES entry"
+    if limit.integer:
+        lo, hi = int(limit.lo), int(limit.hi)
+        return [(lo, lo), (hi, hi), (float(hi), hi)]
+    middle = (limit.lo + limit.hi) / 2
+    return [(limit.lo, float(limit.lo)), (limit.hi, float(limit.hi)), (middle, middle)]
+
+
+def bad_cases(option: Option) -> list[Any]:
+    """Values the option must refuse, from its metadata."""
+    if option.key in TEXT_CASES:
+        return TEXT_CASES[option.key][1]
+    if option.type_name == "0/1":
+        return [2, -1, 0.5, "yes", "1"]
+    if option.choices:
+        return ["nope", 1, ""]
+    limit = option.limit
+    assert limit is not None
+    values = [limit.lo - 1, limit.hi + 1, "3", True, math.inf, math.nan]
+    if limit.integer:
+        values.append(limit.lo + 0.5)
+    return values
+
+
+def _address_for(table: dict[str, Option]) -> tuple[str, list[Any]]:
+    """An address taking ``table``'s options and the arguments before them."""
+    if table is PLAYBACK_OPTIONS:
+        return "/musicldm/trigger", [0]
+    if table is SLOT_OPTIONS:
+        return "/musicldm/slot", [0, "pads"]
+    return GEN, ["dark techno"]
+
+
+def _options_of(request: Any) -> dict[str, Any]:
+    if isinstance(request, Trigger):
+        return request.playback.given()
+    values = request.options.given()
+    if isinstance(request, Slot) and request.ahead is not None:
+        values["ahead"] = request.ahead
+    return values
+
+
+ALL_OPTIONS = [
+    pytest.param(table, key, id=f"{name}-{key}")
+    for name, table in (
+        ("generate", GENERATE_OPTIONS),
+        ("playback", PLAYBACK_OPTIONS),
+        ("slot", SLOT_OPTIONS),
+    )
+    for key in table
+]
+
+
+@pytest.mark.parametrize(("table", "key"), ALL_OPTIONS)
+def test_every_option_accepts_good_values(table: dict[str, Option], key: str) -> None:
+    address, before = _address_for(table)
+    for sent, parsed in good_cases(table[key]):
+        request = parse(address, [*before, key, sent])
+        got = _options_of(request)
+        assert got == {key: parsed}, (key, sent)
+        assert type(got[key]) is type(parsed), (key, sent)
+
+
+@pytest.mark.parametrize(("table", "key"), ALL_OPTIONS)
+def test_every_option_refuses_bad_values(table: dict[str, Option], key: str) -> None:
+    address, before = _address_for(table)
+    for value in bad_cases(table[key]):
+        error = bad(address, [*before, key, value])
+        assert key in error.message, (key, value, error.message)
+        assert error.key == key
+
+
+@pytest.mark.parametrize("key", [k for k, o in GENERATE_OPTIONS.items() if o.limit is not None])
+def test_out_of_range_names_key_and_range(key: str) -> None:
+    limit = LIMITS[key]
+    error = bad(GEN, ["x", key, limit.hi + 1])
+    assert error.message.startswith(f"{key} must be {limit.describe()}, got")
+
+
+def test_integer_option_refuses_non_integral_float() -> None:
+    error = bad(GEN, ["x", "bars", 2.5])
+    assert error.message == "bars must be an integer from 1 to 64, got 2.5"
+
+
+def test_seconds_bounded_by_configured_maximum() -> None:
+    over = DEFAULT_MAX_SECONDS + 15
+    bad(GEN, ["x", "seconds", over])
+    request = parse(GEN, ["x", "seconds", over], max_seconds=60.0)
+    assert request.options.seconds == over
+    assert "from 0.04 to 60" in bad(GEN, ["x", "seconds", 61], max_seconds=60.0).message
+
+
+def test_option_tables_use_the_shared_limits() -> None:
+    for table in (GENERATE_OPTIONS, PLAYBACK_OPTIONS, SLOT_OPTIONS):
+        for key, option in table.items():
+            assert option.key == key
+            if option.limit is not None:
+                assert option.limit is LIMITS[key]
+
+
+def test_generate_options_fields_match_the_table() -> None:
+    assert [f.name for f in dataclasses.fields(GenerateOptions)] == list(GENERATE_OPTIONS)
+    assert [f.name for f in dataclasses.fields(PlaybackOptions)] == list(PLAYBACK_OPTIONS)
+
+
+# -- prompt ------------------------------------------------------------------------------------
+
+
+def test_prompt_as_one_string() -> None:
+    assert parse(GEN, ["dark techno, 909 drums"]) == Generate("dark techno, 909 drums")
+
+
+def test_prompt_as_several_words() -> None:
+    request = parse(GEN, ["dark", "techno", "bars", 2])
+    assert request == Generate("dark techno", GenerateOptions(bars=2))
+
+
+def test_prompt_whitespace_is_normalised() -> None:
+    assert parse(GEN, ["  dark   techno ", "drums"]).prompt == "dark techno drums"
+
+
+def test_options_default_to_none() -> None:
+    request = parse(GEN, ["x"])
+    assert request.options == GenerateOptions()
+    assert all(v is None for v in dataclasses.asdict(request.options).values())
+    assert request.options.given() == {}
+
+
+def test_pd_shaped_request_equals_max_shaped() -> None:
+    max_args = ["dark techno", "bars", 4, "bpm", 128, "seed", 7, "id", 3, "loop", 1]
+    max_args += ["negative", "low quality", "name", "808 groove", "play", 0, "slot", 2]
+    pd_args = ["dark", "techno", "bars", 4.0, "bpm", 128.0, "seed", 7.0, "id", 3.0, "loop", 1.0]
+    pd_args += ["negative", "low", "quality", "name", 808.0, "groove", "play", 0.0, "slot", 2.0]
+    request = parse(GEN, max_args)
+    assert parse(GEN, pd_args) == request
+    assert request.options == GenerateOptions(
+        id=3,
+        bars=4,
+        beats=None,
+        bpm=128.0,
+        seed=7,
+        negative="low quality",
+        loop=True,
+        name="808 groove",
+        slot=2,
+        play=False,
+    )
+    assert isinstance(request.options.id, int)
+    assert isinstance(request.options.bars, int)
+
+
+def test_options_in_any_order() -> None:
+    a = parse(GEN, ["x", "bars", 2, "bpm", 90, "seed", 1])
+    b = parse(GEN, ["x", "seed", 1, "bars", 2, "bpm", 90.0])
+    assert a == b
+
+
+def test_missing_prompt() -> None:
+    assert "prompt is missing" in bad(GEN, []).message
+
+
+def test_prompt_starting_with_an_option_key_is_missing() -> None:
+    error = bad(GEN, ["bars", 2])
+    assert error.key == "prompt"
+    assert "prompt is missing" in error.message
+
+
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_empty_prompt(empty: str) -> None:
+    error = bad(GEN, [empty, "bars", 2])
+    assert error.key == "prompt"
+    assert "empty" in error.message
+
+
+@pytest.mark.parametrize("leading", [3, 3.0, True])
+def test_non_string_prompt(leading: Any) -> None:
+    error = bad(GEN, [leading, "drums"])
+    assert error.key == "prompt"
+    assert "must be text" in error.message
+
+
+def test_over_long_prompt() -> None:
+    error = bad(GEN, ["x" * (MAX_PROMPT_CHARS + 1)])
+    assert str(MAX_PROMPT_CHARS) in error.message
+
+
+def test_a_prompt_word_equal_to_a_key_ends_the_prompt() -> None:
+    assert parse(GEN, ["dark", "play", 1]) == Generate("dark", GenerateOptions(play=True))
+    error = bad(GEN, ["let", "it", "play", "loud"])  # "play" is a key: its value is "loud"
+    assert error.key == "play"
+
+
+def test_number_after_prompt_words_hints_at_quoting() -> None:
+    error = bad(GEN, ["dark", "techno", 909, "drums"])
+    assert error.message.startswith("unknown option 'techno' for /musicldm/generate; allowed:")
+    assert "quote" in error.message
+    error = bad(GEN, ["techno", 909])
+    assert error.message.startswith("expected an option key at argument 2 of /musicldm/generate")
+
+
+# -- option pairs ------------------------------------------------------------------------------
+
+
+def test_unknown_key_lists_allowed_keys() -> None:
+    allowed = ", ".join(GENERATE_OPTIONS)
+    # After another option, and right after the prompt (where the word first joins the prompt).
+    error = bad(GEN, ["x", "bars", 2, "foo", 1])
+    assert error.message == f"unknown option 'foo' for {GEN}; allowed: {allowed}"
+    assert error.key == "foo"
+    for args in (["dark techno", "foo", 1], ["dark", "techno", "foo", 1.0]):
+        error = bad(GEN, args)
+        assert error.message.startswith(f"unknown option 'foo' for {GEN}; allowed: {allowed}")
+        assert error.key == "foo"
+
+
+@pytest.mark.parametrize("key", ["quantize", "gain", "ahead"])
+def test_playback_and_slot_keys_are_not_generate_options(key: str) -> None:
+    assert "unknown option" in bad(GEN, ["x", "bars", 1, key, 1]).message
+    assert f"unknown option {key!r}" in bad(GEN, ["x", key, 1]).message
+
+
+def test_dangling_key() -> None:
+    error = bad(GEN, ["x", "bars", 2, "seed"])
+    assert error.key == "seed"
+    assert "no value" in error.message
+
+
+def test_duplicate_key() -> None:
+    error = bad(GEN, ["x", "bars", 2, "seed", 1, "bars", 3])
+    assert error.key == "bars"
+    assert "twice" in error.message
+
+
+def test_non_string_key() -> None:
+    error = bad(GEN, ["x", "bars", 2, 3, 4])
+    assert "expected an option key at argument 4" in error.message
+    assert "allowed: id, bars" in error.message
+
+
+def test_text_option_words_stop_at_the_next_key() -> None:
+    request = parse(GEN, ["x", "negative", "muddy", "low", "quality", "bars", 2])
+    assert request.options.negative == "muddy low quality"
+    assert request.options.bars == 2
+    # The first value is taken whatever it says, even an option key's word.
+    assert parse(GEN, ["x", "name", "play", "play", 1]).options == GenerateOptions(
+        name="play", play=True
+    )
+
+
+# -- the id a failed generate carries ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "job_id"),
+    [
+        (["x", "id", "a", "bars", 2.5], "a"),
+        (["x", "bars", 2.5, "id", 4.0], 4),
+        (["x", "negative", "low", "quality", "id", 9, "steps", 0], 9),
+        (["x", "id", 5, "foo", 1], 5),
+        (["x", "id", 5, "bars"], 5),
+        (["", "id", "e"], "e"),
+        (["id", 6], 6),  # no prompt, but the id is readable
+    ],
+)
+def test_bad_generate_carries_its_id(args: list[Any], job_id: Any) -> None:
+    error = bad(GEN, args)
+    assert error.job_id == job_id  # type: ignore[attr-defined]
+    assert type(error.job_id) is type(job_id)  # type: ignore[attr-defined]
+    assert protocol.fail_args_for(error, GEN) == [job_id, "bad_request", error.message]
+
+
+@pytest.mark.parametrize(
+    "args", [["x", "bars", 2.5], ["x", "id", 1.5], ["x", "id", ""], ["x", 3, "id", 4]]
+)
+def test_bad_generate_without_a_readable_id_names_the_address(args: list[Any]) -> None:
+    error = bad(GEN, args)
+    assert getattr(error, "job_id", None) is None
+    assert protocol.fail_args_for(error, GEN)[0] == GEN
+
+
+def test_bad_slot_carries_its_id() -> None:
+    error = bad("/musicldm/slot", [1, "pads", "id", "s1", "ahead", 99])
+    assert error.job_id == "s1"  # type: ignore[attr-defined]
+
+
+def test_unknown_address() -> None:
+    with pytest.raises(UnknownAddress) as info:
+        parse("/musicldm/nope", [])
+    assert info.value.code == "unknown_address"
+    assert "/musicldm/nope" in info.value.message
+    assert protocol.fail_args_for(info.value, "/musicldm/nope")[:2] == [
+        "/musicldm/nope",
+        "unknown_address",
+    ]
+    with pytest.raises(UnknownAddress):
+        parse("/other/generate", ["x"])
+
+
+# -- ids -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(3, 3), (3.0, 3), (-1.0, -1), ("3", "3"), ("take a", "take a")]
+)
+def test_normalize_id(value: Any, expected: Any) -> None:
+    got = protocol.normalize_id(value)
+    assert got == expected
+    assert type(got) is type(expected)
+
+
+@pytest.mark.parametrize("value", [1.5, math.inf, math.nan, "", " ", True, None, b"x", 2**63])
+def test_normalize_id_refuses(value: Any) -> None:
+    with pytest.raises(BadRequest) as info:
+        protocol.normalize_id(value)
+    assert info.value.key == "id"
+
+
+# -- the other addresses --------------------------------------------------------------------------
+
+
+def test_cancel() -> None:
+    assert parse("/musicldm/cancel", []) == Cancel(None)
+    assert parse("/musicldm/cancel", [5.0]) == Cancel(5)
+    assert parse("/musicldm/cancel", ["b1"]) == Cancel("b1")
+    bad("/musicldm/cancel", [1.5])
+    bad("/musicldm/cancel", [1, 2])
+
+
+def test_slot() -> None:
+    request = parse("/musicldm/slot", [3.0, "warm", "pads", "ahead", 2.0, "bars", 4])
+    assert request == Slot(3, "warm pads", GenerateOptions(bars=4), ahead=2)
+    assert parse("/musicldm/slot", [0, "x"]) == Slot(0, "x")
+    assert bad("/musicldm/slot", []).key == "index"
+    assert bad("/musicldm/slot", [128, "x"]).key == "index"
+    assert bad("/musicldm/slot", ["pads"]).key == "index"
+    assert bad("/musicldm/slot", [1]).key == "prompt"
+    assert "unknown option 'slot'" in bad("/musicldm/slot", [1, "x", "slot", 2]).message
+
+
+def test_trigger() -> None:
+    request = parse("/musicldm/trigger", [2.0, "quantize", "beat", "gain", 0.5, "loop", 0])
+    assert request == Trigger(2, PlaybackOptions(quantize="beat", loop=False, gain=0.5))
+    assert parse("/musicldm/trigger", [0]) == Trigger(0)
+    assert bad("/musicldm/trigger", []).key == "index"
+    assert bad("/musicldm/trigger", [0, "bars", 2]).key == "bars"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("clips/kick.wav", ("clips/kick.wav", True)),
+        ("/home/me/Music/MusicLDM/a", ("/home/me/Music/MusicLDM/a", True)),
+        ("kick.WAV", ("kick.WAV", True)),
+        (3, (3, False)),
+        (3.0, (3, False)),
+        ("b1", ("b1", False)),
+    ],
+)
+def test_play_path_or_id(target: Any, expected: tuple[Any, bool]) -> None:
+    request = parse("/musicldm/play", [target, "quantize", "none"])
+    assert (request.target, request.is_path) == expected
+    assert type(request.target) is type(expected[0])
+    assert request.playback == PlaybackOptions(quantize="none")
+
+
+def test_play_refuses() -> None:
+    bad("/musicldm/play", [])
+    bad("/musicldm/play", [3.5])
+    bad("/musicldm/play", [""])
+    bad("/musicldm/play", [3, "gain", 3])
+
+
+def test_stop() -> None:
+    assert parse("/musicldm/stop", []) == Stop(None, None)
+    assert parse("/musicldm/stop", [3.0]) == Stop(3, None)
+    assert parse("/musicldm/stop", [3, "quantize", "beat"]) == Stop(3, "beat")
+    assert parse("/musicldm/stop", ["quantize", "none"]) == Stop(None, "none")
+    assert parse("/musicldm/stop", ["bar"]) == Stop(None, "bar")  # the bare shorthand
+    assert parse("/musicldm/stop", [1, "Beat"]) == Stop(1, "beat")
+    assert bad("/musicldm/stop", ["quantize", "soon"]).key == "quantize"
+    assert bad("/musicldm/stop", [200]).key == "index"
+    assert bad("/musicldm/stop", [1, "gain", 1]).key == "gain"
+
+
+def test_tempo() -> None:
+    assert parse("/musicldm/tempo", [128]) == Tempo(128.0)
+    assert parse("/musicldm/tempo", [92.5]).bpm == 92.5
+    assert "from 20" in bad("/musicldm/tempo", [10]).message
+    bad("/musicldm/tempo", [])
+    bad("/musicldm/tempo", ["fast"])
+    bad("/musicldm/tempo", [120, 130])
+
+
+@pytest.mark.parametrize(
+    ("arg", "running"),
+    [("start", True), ("stop", False), ("STOP", False), (1, True), (0.0, False), (True, True)],
+)
+def test_transport(arg: Any, running: bool) -> None:
+    assert parse("/musicldm/transport", [arg]) == Transport(running)
+
+
+@pytest.mark.parametrize("args", [[], ["go"], [2], [0.5], ["start", 1]])
+def test_transport_refuses(args: list[Any]) -> None:
+    bad("/musicldm/transport", args)
+
+
+def test_set() -> None:
+    assert parse("/musicldm/set", ["bars", 2]) == Set("bars", 2)
+    assert parse("/musicldm/set", ["bars", 2.0]).value == 2
+    assert parse("/musicldm/set", ["bpm", 128]) == Set("bpm", 128.0)
+    assert parse("/musicldm/set", ["loop", 0.0]) == Set("loop", False)
+    assert parse("/musicldm/set", ["quantize", "beat"]) == Set("quantize", "beat")
+    assert parse("/musicldm/set", ["gain", 1.5]) == Set("gain", 1.5)
+    assert parse("/musicldm/set", ["preset", "studio"]) == Set("preset", "studio")
+    assert parse("/musicldm/set", ["negative", "low", "quality"]).value == "low quality"
+    assert parse("/musicldm/set", ["seconds", 45], max_seconds=60).value == 45.0
+
+
+def test_set_refuses() -> None:
+    assert bad("/musicldm/set", ["bars", 100]).message.startswith("bars must be an integer")
+    assert "unknown option 'foo'" in bad("/musicldm/set", ["foo", 1]).message
+    assert "unknown option 'id'" in bad("/musicldm/set", ["id", 1]).message
+    assert "unknown option 'ahead'" in bad("/musicldm/set", ["ahead", 1]).message
+    assert bad("/musicldm/set", ["bars"]).key == "bars"
+    bad("/musicldm/set", [])
+    bad("/musicldm/set", [2, "bars"])
+    assert "one option at a time" in bad("/musicldm/set", ["bars", 2, "beats", 3]).message
+
+
+@pytest.mark.parametrize("key", [*GENERATE_OPTIONS, *PLAYBACK_OPTIONS, *protocol.DAEMON_KEYS])
+def test_get_accepts_every_option_and_daemon_key(key: str) -> None:
+    assert parse("/musicldm/get", [key]) == Get(key)
+
+
+def test_get_refuses() -> None:
+    error = bad("/musicldm/get", ["foo"])
+    assert "unknown key 'foo'" in error.message
+    assert "bpm" in error.message
+    bad("/musicldm/get", [])
+    bad("/musicldm/get", ["bars", "beats"])
+    bad("/musicldm/get", [1])
+
+
+def test_status_and_ping() -> None:
+    assert parse("/musicldm/status", []) == Status()
+    bad("/musicldm/status", [1])
+    assert parse("/musicldm/ping", []) == Ping(())
+    assert parse("/musicldm/ping", [1, 2.5, "x"]) == Ping((1, 2.5, "x"))
+
+
+def test_notify() -> None:
+    assert parse("/musicldm/notify", [1]) == Notify(True, None)
+    assert parse("/musicldm/notify", [0.0]) == Notify(False, None)
+    assert parse("/musicldm/notify", [1, 9001]) == Notify(True, 9001)
+    assert parse("/musicldm/notify", [1.0, 9001.0]) == Notify(True, 9001)
+    assert "from 1 to 65535" in bad("/musicldm/notify", [1, 0]).message
+    assert bad("/musicldm/notify", [1, 70000]).key == "port"
+    bad("/musicldm/notify", [])
+    bad("/musicldm/notify", [2])
+    bad("/musicldm/notify", ["on"])
+    bad("/musicldm/notify", [1, 9001, 3])
+
+
+def test_requests_are_frozen() -> None:
+    request = parse(GEN, ["x", "bars", 2])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.prompt = "y"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.options.bars = 3  # type: ignore[misc]
+
+
+# -- the tables ----------------------------------------------------------------------------------
+
+# One valid message per address: a new address fails the test below until it gets one here.
+EXAMPLES: dict[str, tuple[list[Any], type]] = {
+    "/musicldm/generate": (["x"], Generate),
+    "/musicldm/cancel": ([], Cancel),
+    "/musicldm/slot": ([0, "x"], Slot),
+    "/musicldm/trigger": ([0], Trigger),
+    "/musicldm/play": ([1], Play),
+    "/musicldm/stop": ([], Stop),
+    "/musicldm/tempo": ([120], Tempo),
+    "/musicldm/transport": (["start"], Transport),
+    "/musicldm/set": (["bars", 1], Set),
+    "/musicldm/get": (["bars"], Get),
+    "/musicldm/status": ([], Status),
+    "/musicldm/ping": ([], Ping),
+    "/musicldm/notify": ([1], Notify),
+}
+
+
+def test_every_address_parses_to_its_request_type() -> None:
+    assert set(EXAMPLES) == set(ADDRESSES)
+    for address, (args, kind) in EXAMPLES.items():
+        request = parse(address, args)
+        assert type(request) is kind
+        # The server dispatches on the class name: /musicldm/x → Daemon._on_x.
+        assert address.rsplit("/", 1)[1] == kind.__name__.lower()
+        assert ADDRESSES[address].description
+
+
+def test_reply_table() -> None:
+    assert set(REPLIES) == {
+        f"/musicldm/{name}"
+        for name in [
+            *("queued", "started", "progress", "done", "fail", "playing", "stopped", "late"),
+            *("value", "status.reply", "pong"),
+        ]
+    }
+    assert REPLIES["/musicldm/done"].arguments == ("id", "path", "seconds", "bpm", "bars", "seed")
+    assert REPLIES["/musicldm/fail"].arguments == ("id", "code", "message")
+
+
+def test_fail_codes_cover_the_error_tree() -> None:
+    classes = [
+        getattr(module, name)
+        for module in (core_errors, daemon_errors)
+        for name in module.__all__
+        if name != "MusicLDMError"
+    ]
+    codes = {cls.code for cls in classes if issubclass(cls, MusicLDMError)}
+    assert codes <= set(FAIL_CODES)
+    assert len(set(FAIL_CODES)) == len(FAIL_CODES) == 9
+
+
+def test_reply_helpers() -> None:
+    assert protocol.fail_args(3, "queue_full", "full") == [3, "queue_full", "full"]
+    assert protocol.queued_args("a", 0) == ["a", 0]
+    assert protocol.progress_args(1, 5, 20) == [1, 5, 20]
+    done = protocol.done_args(1, Path("/o/a.wav"), seconds=2, bpm=120, bars=1, seed=7)
+    assert done == [1, "/o/a.wav", 2.0, 120.0, 1, 7]
+    assert [type(v) for v in done] == [int, str, float, float, int, int]
+
+
+def test_check_option_outside_a_message() -> None:
+    assert protocol.check_option("bars", 4.0) == 4
+    assert protocol.check_option("quantize", "BAR") == "bar"
+    with pytest.raises(BadRequest):
+        protocol.check_option("bars", 0)
+    with pytest.raises(BadRequest):
+        protocol.check_option("nope", 1)
+
+
+def test_junk_never_escapes_as_another_exception() -> None:
+    """Whatever a client sends, parse returns a request or raises a coded error."""
+    rng = random.Random(1234)
+    atoms: list[Any] = [0, 1, -1, 2.5, 1e30, math.nan, math.inf, True, False, None, b"\x00"]
+    atoms += ["", " ", "x", "bars", "id", "negative", "name", "quantize", "start", "a/b.wav"]
+    for _ in range(3000):
+        address = rng.choice([*ADDRESSES, "/musicldm/x"])
+        args = [rng.choice(atoms) for _ in range(rng.randrange(6))]
+        try:
+            parse(address, args)
+        except MusicLDMError as exc:
+            assert exc.code in FAIL_CODES
+            assert exc.message
+
+
+# -- docs/osc.md against the tables ------------------------------------------------------------
+
+
+def _doc_row(text: str, cell: str) -> str:
+    """The first table row of docs/osc.md whose first cell is ``cell``."""
+    match = re.search(rf"^\| {re.escape(cell)} \|.*$", text, flags=re.M)
+    assert match is not None, f"docs/osc.md has no table row for {cell}"
+    return match.group(0)
+
+
+def test_docs_name_every_address_reply_option_and_code() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for address in ADDRESSES:
+        _doc_row(text, f"`{address}`")
+    for address, reply in REPLIES.items():
+        row = _doc_row(text, f"`{address}`")
+        if not reply.repeats:
+            assert f"`{' '.join(reply.arguments)}`" in row, address
+    for table in (GENERATE_OPTIONS, PLAYBACK_OPTIONS, SLOT_OPTIONS):
+        for key, option in table.items():
+            row = _doc_row(text, f"`{key}`")
+            if option.type_name == "0/1":
+                assert "0/1" in row, (key, row)
+            elif option.limit is not None:
+                lo, hi = _number_text(option.limit.lo), _number_text(option.limit.hi)
+                assert f"{lo}–{hi}" in row, (key, row)
+            for choice in option.choices:
+                assert f"`{choice}`" in row, (key, choice)
+    for code in FAIL_CODES:
+        assert f"`{code}`" in text, code
