@@ -1,0 +1,333 @@
+"""Live playback: clip slots that never go silent, quantized triggers, ``/play``, ``/stop``,
+tempo and transport, and the ``/playing``, ``/stopped`` and ``/late`` events they raise.
+
+Threads:
+
+* the OSC thread and the MIDI thread call :meth:`Live.define_slot`, :meth:`~Live.trigger`,
+  :meth:`~Live.play_file`, :meth:`~Live.stop`, :meth:`~Live.set_tempo`,
+  :meth:`~Live.transport` — they only enqueue mixer commands and jobs, never wait on the model;
+* the worker thread calls :meth:`Live.on_clip` when a take is written: the clip is resampled to
+  the device rate there, off the audio thread, and parked in its slot;
+* one event thread of this module drains the mixer's events and sends the replies;
+* the audio callback (:class:`daemon.player.Mixer`) only mixes.
+
+A slot keeps ``ahead`` takes rendered (at ``normal`` priority, below ``live`` work). A trigger
+launches the next ready take at the quantize point and asks for a replacement; with none ready,
+the last take plays again, so the slot never goes silent, and the fresh take follows at the
+next quantize point once it is ready — reported with ``/musicldm/late id``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from musicldm_core.dsp import resample
+from musicldm_core.errors import BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from musicldm_core.render import Clip
+
+    from .audio_out import AudioOutput
+    from .jobs import Job
+    from .player import Mixer
+    from .server import Daemon
+
+__all__ = ["PLAY_SLOTS", "Live", "MidiBridge"]
+
+log = logging.getLogger(__name__)
+
+SLOTS = 128
+"""User slots 0–127 (the contract's range)."""
+
+PLAY_SLOTS = 16
+"""Extra mixer slots 128–143 carry ``/play`` and ``generate … play 1`` clips without a slot."""
+
+
+@dataclass
+class Take:
+    """A finished clip, ready to sound: mono float32 at the device rate."""
+
+    audio: np.ndarray
+    path: str
+    job_id: int | str
+
+
+@dataclass
+class SlotState:
+    """What one slot plays and what it has ready."""
+
+    prompt: str | None = None
+    options: Any = None
+    ahead: int = 1
+    ready: deque[Take] = field(default_factory=deque)
+    last: Take | None = None
+    pending: int = 0
+    late_due: int | None = None
+    quantize: str = "bar"
+    loop: bool = True
+    gain: float = 1.0
+    origin: tuple[tuple[str, int], ...] = ()
+
+
+class Live:
+    """Slots, triggers and playback events on top of a :class:`~daemon.player.Mixer`."""
+
+    def __init__(
+        self, daemon: Daemon, mixer: Mixer, output: AudioOutput, *, device_rate: int
+    ) -> None:
+        self.daemon = daemon
+        self.mixer = mixer
+        self.output = output
+        self.device_rate = device_rate
+        self.slots: dict[int, SlotState] = {}
+        self._lock = threading.RLock()
+        self._play_slots = itertools.cycle(range(SLOTS, SLOTS + PLAY_SLOTS))
+        self._job_numbers = itertools.count(1)
+        self._expect_late: dict[object, int] = {}
+        self.external_tempo = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, name="live-events", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.output.start()
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self.output.stop()
+
+    def describe(self) -> str:
+        return self.output.describe()
+
+    # -- requests (OSC / MIDI threads) ---------------------------------------------------------------
+
+    def _slot(self, index: int) -> SlotState:
+        if not 0 <= index < SLOTS:
+            raise BadRequest(f"index must be an integer from 0 to {SLOTS - 1}, got {index}")
+        return self.slots.setdefault(index, SlotState())
+
+    def define_slot(
+        self, index: int, prompt: str, options: Any, ahead: int | None, origin: tuple
+    ) -> None:
+        """Say what slot ``index`` plays; renders ``ahead`` takes in the background."""
+        self.daemon.build_spec(prompt, options)  # validate now, so errors reach the sender
+        with self._lock:
+            slot = self._slot(index)
+            changed = slot.prompt != prompt or slot.options != options
+            slot.prompt, slot.options, slot.origin = prompt, options, origin
+            slot.ahead = ahead or slot.ahead or 1
+            if changed:
+                slot.ready.clear()  # old prompt's takes no longer belong here
+            self._refill(index, slot)
+
+    def _refill(self, index: int, slot: SlotState) -> None:
+        while slot.prompt is not None and len(slot.ready) + slot.pending < slot.ahead:
+            job_id = f"slot{index}.{next(self._job_numbers)}"
+            spec = self.daemon.build_spec(slot.prompt, slot.options)
+            self.daemon.submit(job_id, spec, priority="normal", origin=slot.origin, slot=index)
+            slot.pending += 1
+
+    def trigger(
+        self,
+        index: int,
+        *,
+        quantize: str | None = None,
+        loop: bool | None = None,
+        gain: float | None = None,
+    ) -> None:
+        """Launch slot ``index``'s next ready take at the quantize point (or its last take again
+        if none is ready), and start rendering a replacement."""
+        with self._lock:
+            slot = self._slot(index)
+            if quantize is not None:
+                slot.quantize = quantize
+            if loop is not None:
+                slot.loop = loop
+            if gain is not None:
+                slot.gain = gain
+            if slot.ready:
+                take = slot.ready.popleft()
+                slot.last = take
+                slot.late_due = None
+                self._launch(index, take, slot)
+            elif slot.last is not None:
+                self._launch(index, slot.last, slot)  # never silence
+                slot.late_due = self.mixer.launch_point(slot.quantize)
+            elif slot.prompt is None:
+                raise NotFound(
+                    f"slot {index} has nothing to play: define it with /musicldm/slot {index} "
+                    "prompt, or generate with slot "
+                    f"{index}"
+                )
+            else:
+                slot.late_due = self.mixer.launch_point(slot.quantize)
+            self._refill(index, slot)
+
+    def _launch(self, index: int, take: Take, slot: SlotState) -> None:
+        tag = (index, take.path, take.job_id)
+        self.mixer.play(
+            index, take.audio, quantize=slot.quantize, loop=slot.loop, gain=slot.gain, tag=tag
+        )
+
+    def play_file(
+        self,
+        path: Path,
+        job_id: int | str | None = None,
+        *,
+        quantize: str | None = None,
+        loop: bool | None = None,
+        gain: float | None = None,
+    ) -> int:
+        """Play a finished clip file on a free play voice; returns the mixer slot used."""
+        import soundfile as sf
+
+        try:
+            audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (OSError, RuntimeError) as exc:
+            raise NotFound(f"cannot read {path}: {exc}") from exc
+        mono = np.ascontiguousarray(audio.mean(axis=1), dtype=np.float32)
+        samples = resample(mono, rate, self.device_rate)
+        voice = next(self._play_slots)
+        self.mixer.play(
+            voice,
+            samples,
+            quantize=quantize or "bar",
+            loop=True if loop is None else loop,
+            gain=1.0 if gain is None else gain,
+            tag=(voice, str(path), job_id),
+        )
+        return voice
+
+    def stop(self, index: int | None, *, quantize: str | None = None) -> None:
+        """Stop one slot or everything at the quantize point."""
+        if index is not None:
+            self._slot(index)
+        self.mixer.stop(index, quantize=quantize or "bar")
+
+    def set_tempo(self, bpm: float, *, external: bool = False) -> bool:
+        """Set the clock's tempo; OSC tempo is ignored while following MIDI clock."""
+        if self.external_tempo and not external:
+            return False
+        self.mixer.set_tempo(bpm)
+        self.daemon.tempo = float(bpm)
+        return True
+
+    def transport(self, running: bool, *, resume: bool = False) -> None:
+        self.mixer.transport(running, resume=resume)
+        if not running:
+            self.mixer.stop(None, quantize="none")
+
+    # -- the worker's clips (worker thread) ------------------------------------------------------
+
+    def on_clip(self, job: Job, clip: Clip) -> None:
+        """A take was written: park it in its slot, or play it, as the job asked."""
+        if job.slot is None and not job.play:
+            return
+        audio = resample(clip.audio, clip.plan.out_rate, self.device_rate)
+        take = Take(np.ascontiguousarray(audio, dtype=np.float32), str(clip.path), job.job_id)
+        if job.slot is None:
+            self._play_take(take)
+            return
+        with self._lock:
+            slot = self._slot(job.slot)
+            if clip.rank == 0:
+                slot.pending = max(0, slot.pending - 1)
+            if slot.late_due is not None or job.play:
+                # a trigger is waiting for a fresh take: it goes at the next quantize point
+                slot.last = take
+                if slot.late_due is not None:
+                    self._expect_late[(job.slot, take.path, take.job_id)] = slot.late_due
+                slot.late_due = None
+                self._launch(job.slot, take, slot)
+            else:
+                slot.ready.append(take)
+            self._refill(job.slot, slot)
+
+    def _play_take(self, take: Take) -> None:
+        voice = next(self._play_slots)
+        self.mixer.play(
+            voice,
+            take.audio,
+            quantize="bar",
+            loop=True,
+            gain=1.0,
+            tag=(voice, take.path, take.job_id),
+        )
+
+    # -- events (event thread) -------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                self._send_events()
+            except Exception:
+                log.exception("playback events failed")
+        self._send_events()
+
+    def _send_events(self) -> None:
+        replier = self.daemon.osc.replier if self.daemon.osc is not None else None
+        for kind, slot, tag, sample in self.mixer.drain_events():
+            if replier is None:
+                continue
+            if kind == "playing":
+                path = tag[1] if isinstance(tag, tuple) else ""
+                replier.send("/musicldm/playing", [slot, path])
+                due = self._expect_late.pop(tag, None) if isinstance(tag, tuple) else None
+                if due is not None and sample > due:
+                    replier.send("/musicldm/late", [tag[2]])
+            elif kind == "stopped":
+                replier.send("/musicldm/stopped", [slot])
+        if self.mixer.last_error is not None and self.mixer.callback_errors:
+            log.error("audio callback error: %s", self.mixer.last_error)
+
+
+class MidiBridge:
+    """What MIDI does (see :class:`daemon.midi.MidiActions`), on top of :class:`Live`."""
+
+    def __init__(self, daemon: Daemon, live: Live | None) -> None:
+        self.daemon = daemon
+        self.live = live
+
+    def trigger(self, index: int, gain: float) -> None:
+        if self.live is None:
+            return
+        try:
+            self.live.trigger(index, gain=min(max(gain, 0.0), 2.0))
+        except Exception as exc:
+            log.warning("MIDI trigger of slot %s: %s", index, exc)
+
+    def release(self, index: int) -> None:
+        """Note-off: slots have no gate mode yet, so a clip plays on until stopped."""
+
+    def set_default(self, key: str, value: float) -> None:
+        try:
+            self.daemon.set_default(key, value)
+        except Exception as exc:
+            log.warning("MIDI control of %s: %s", key, exc)
+
+    def set_tempo(self, bpm: float) -> None:
+        if self.live is not None:
+            self.live.set_tempo(bpm, external=True)
+        else:
+            self.daemon.tempo = float(bpm)
+
+    def transport(self, command: str) -> None:
+        if self.live is not None:
+            self.live.transport(command != "stop", resume=command == "continue")
+
+    def tempo_source_external(self, active: bool) -> None:
+        if self.live is not None:
+            self.live.external_tempo = active
+        log.info("tempo %s MIDI clock", "follows" if active else "no longer follows")
