@@ -256,7 +256,7 @@ class _Where:
     def fail(self, problem: str) -> BadRequest:
         return BadRequest(f"{self.label} {problem}", key=self.key)
 
-    def check(self, checker: Callable[[str, Any], Any], value: Any, *args: Any) -> Any:
+    def check(self, checker: Callable[..., Any], value: Any, *args: Any) -> Any:
         """Run one of ``musicldm_core.spec``'s checks, naming this setting in its message."""
         try:
             return checker(self.label, value, *args)

@@ -93,6 +93,7 @@ class Live:
         self._job_numbers = itertools.count(1)
         self._expect_late: dict[object, int] = {}
         self.external_tempo = False
+        self._origins: dict[int, tuple[tuple[str, int], ...]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="live-events", daemon=True)
 
@@ -111,7 +112,7 @@ class Live:
     def describe(self) -> str:
         return self.output.describe()
 
-    # -- requests (OSC / MIDI threads) ---------------------------------------------------------------
+    # -- requests (OSC / MIDI threads) -----------------------------------------------------------
 
     def _slot(self, index: int) -> SlotState:
         if not 0 <= index < SLOTS:
@@ -127,6 +128,7 @@ class Live:
             slot = self._slot(index)
             changed = slot.prompt != prompt or slot.options != options
             slot.prompt, slot.options, slot.origin = prompt, options, origin
+            self._origins[index] = origin
             slot.ahead = ahead or slot.ahead or 1
             if changed:
                 slot.ready.clear()  # old prompt's takes no longer belong here
@@ -146,11 +148,14 @@ class Live:
         quantize: str | None = None,
         loop: bool | None = None,
         gain: float | None = None,
+        origin: tuple[tuple[str, int], ...] = (),
     ) -> None:
         """Launch slot ``index``'s next ready take at the quantize point (or its last take again
         if none is ready), and start rendering a replacement."""
         with self._lock:
             slot = self._slot(index)
+            if origin:
+                self._origins[index] = origin
             if quantize is not None:
                 slot.quantize = quantize
             if loop is not None:
@@ -189,6 +194,7 @@ class Live:
         quantize: str | None = None,
         loop: bool | None = None,
         gain: float | None = None,
+        origin: tuple[tuple[str, int], ...] = (),
     ) -> int:
         """Play a finished clip file on a free play voice; returns the mixer slot used."""
         import soundfile as sf
@@ -200,6 +206,7 @@ class Live:
         mono = np.ascontiguousarray(audio.mean(axis=1), dtype=np.float32)
         samples = resample(mono, rate, self.device_rate)
         voice = next(self._play_slots)
+        self._origins[voice] = origin
         self.mixer.play(
             voice,
             samples,
@@ -210,10 +217,18 @@ class Live:
         )
         return voice
 
-    def stop(self, index: int | None, *, quantize: str | None = None) -> None:
+    def stop(
+        self,
+        index: int | None,
+        *,
+        quantize: str | None = None,
+        origin: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         """Stop one slot or everything at the quantize point."""
         if index is not None:
             self._slot(index)
+            if origin:
+                self._origins[index] = origin
         self.mixer.stop(index, quantize=quantize or "bar")
 
     def set_tempo(self, bpm: float, *, external: bool = False) -> bool:
@@ -281,14 +296,15 @@ class Live:
         for kind, slot, tag, sample in self.mixer.drain_events():
             if replier is None:
                 continue
+            to = self._origins.get(slot, ())
             if kind == "playing":
                 path = tag[1] if isinstance(tag, tuple) else ""
-                replier.send("/musicldm/playing", [slot, path])
+                replier.send("/musicldm/playing", [slot, path], to=to)
                 due = self._expect_late.pop(tag, None) if isinstance(tag, tuple) else None
                 if due is not None and sample > due:
-                    replier.send("/musicldm/late", [tag[2]])
+                    replier.send("/musicldm/late", [tag[2]], to=to)
             elif kind == "stopped":
-                replier.send("/musicldm/stopped", [slot])
+                replier.send("/musicldm/stopped", [slot], to=to)
         if self.mixer.last_error is not None and self.mixer.callback_errors:
             log.error("audio callback error: %s", self.mixer.last_error)
 

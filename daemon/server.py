@@ -95,6 +95,11 @@ class Daemon:
         self._id_lock = threading.Lock()
         self._accepting = False
         self._stopped = threading.Event()
+        self.live: Any = None
+        self.midi_input: Any = None
+        self.audio_status = "off (--no-audio)"
+        self.transport_running = True
+        self.midi_status = "off"
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -123,6 +128,8 @@ class Daemon:
                 allow=self.config.allow,
                 reply_targets=self.config.reply_to,
             )
+            self._start_live()
+            self._start_midi()
             self._recover()
             self.worker.start()
             self._accepting = True
@@ -143,7 +150,71 @@ class Daemon:
             ", ".join(f"{h}:{p}" for h, p in self.config.reply_to) or "senders only",
             self.config.out,
         )
-        log.info("playback and MIDI are not available in this version: files only")
+        log.info("audio: %s", self.audio_status)
+        log.info("MIDI: %s", self.midi_status)
+
+    def _start_live(self) -> None:
+        """Open the audio output and the mixer; without one, say why once and serve files."""
+        from .audio_out import AudioUnavailable, FileOutput, SoundDeviceOutput, device_rate
+        from .live import PLAY_SLOTS, SLOTS, Live
+        from .player import Mixer
+
+        config = self.config
+        if not config.audio and config.audio_file is None:
+            return
+        try:
+            if config.audio_file is not None:
+                rate = config.audio_rate or config.sample_rate
+            else:
+                rate = config.audio_rate or device_rate(config.audio_device)
+            mixer = Mixer(
+                rate,
+                slots=SLOTS + PLAY_SLOTS,
+                bpm=self.tempo,
+                beats_per_bar=config.beats_per_bar,
+            )
+            output: Any
+            if config.audio_file is not None:
+                output = FileOutput(config.audio_file, mixer, block=config.audio_buffer)
+            else:
+                output = SoundDeviceOutput(
+                    mixer, device=config.audio_device, block=config.audio_buffer
+                )
+        except AudioUnavailable as exc:
+            self.audio_status = f"off ({exc}); clips still go to the output folder"
+            log.warning("audio output unavailable: %s", exc)
+            return
+        self.live = Live(self, mixer, output, device_rate=rate)
+        self.worker.clip_listeners.append(self.live.on_clip)
+        self.live.start()
+        self.audio_status = self.live.describe()
+        sys.setswitchinterval(0.001)  # the audio callback must get the GIL back quickly
+
+    def _start_midi(self) -> None:
+        from .live import MidiBridge
+        from .midi import MidiControl, MidiInput, MidiUnavailable, probe
+
+        config = self.config
+        if config.midi_port is None and not config.midi_virtual:
+            reason = probe()
+            self.midi_status = (
+                f"off ({reason})" if reason else "off (choose a port with --midi-port NAME)"
+            )
+            return
+        control = MidiControl(
+            MidiBridge(self, self.live),
+            base_note=config.midi_base_note,
+            channel=config.midi_channel,
+            cc_map={n: _midi_cc(m) for n, m in config.midi_cc.items()},
+        )
+        try:
+            self.midi_input = MidiInput.open(control, config.midi_port, virtual=config.midi_virtual)
+        except MidiUnavailable as exc:
+            self.midi_status = f"off ({exc})"
+            log.warning("MIDI unavailable: %s", exc)
+            return
+        self.midi_input.start()
+        self.midi_status = self.midi_input.describe()
 
     def _load_engine(self) -> Any:
         from musicldm_core.engine import Engine
@@ -197,6 +268,10 @@ class Daemon:
         self._accepting = False
         if self.osc is not None:
             self.osc.stop()
+        if self.midi_input is not None:
+            self.midi_input.stop()
+        if self.live is not None:
+            self.live.close()
         self.queue.close()
         if self.worker is not None:
             self.worker.stop(grace_seconds)
@@ -370,7 +445,13 @@ class Daemon:
         if not removed and not running and target is not None:
             raise NotFound(f"no queued or running job has id {target!r}")
 
+    def _need_live(self, address: str) -> Any:
+        if self.live is None:
+            raise NotFound(f"{address} needs audio output, which is {self.audio_status}")
+        return self.live
+
     def _on_play(self, request: Any, sender: Address) -> None:
+        job_id = None
         if request.is_path:
             path = self.delivery.resolve_inside(str(request.target))
         else:
@@ -378,15 +459,58 @@ class Daemon:
             record = self.journal.find_clip(request.target)
             if record is None:
                 raise NotFound(f"no clip in the library has id {request.target!r}")
-            path = Path(record.path)
-        raise NotFound(
-            f"cannot play {path.name}: this daemon has no audio playback yet (files only)"
+            path, job_id = Path(record.path), record.job_id
+        live = self._need_live("/musicldm/play")
+        pb = request.playback
+        live.play_file(
+            path, job_id, quantize=pb.quantize, loop=pb.loop, gain=pb.gain, origin=(sender,)
         )
 
+    def _on_slot(self, request: Any, sender: Address) -> None:
+        self._need_live("/musicldm/slot").define_slot(
+            request.index, request.prompt, request.options, request.ahead, (sender,)
+        )
+
+    def _on_trigger(self, request: Any, sender: Address) -> None:
+        pb = request.playback
+        self._need_live("/musicldm/trigger").trigger(
+            request.index,
+            quantize=pb.quantize or self._option(None, "quantize"),
+            loop=pb.loop,
+            gain=pb.gain if pb.gain is not None else self._option(None, "gain"),
+            origin=(sender,),
+        )
+
+    def _on_stop(self, request: Any, sender: Address) -> None:
+        self._need_live("/musicldm/stop").stop(
+            request.index,
+            quantize=request.quantize or self._option(None, "quantize"),
+            origin=(sender,),
+        )
+
+    def _on_tempo(self, request: Any, sender: Address) -> None:
+        if self.live is not None:
+            if not self.live.set_tempo(request.bpm):
+                log.info("ignored /musicldm/tempo %s: following MIDI clock", request.bpm)
+        else:
+            self.tempo = float(request.bpm)
+        self._reply("/musicldm/value", ["bpm", self.tempo], sender)
+
+    def _on_transport(self, request: Any, sender: Address) -> None:
+        self._need_live("/musicldm/transport").transport(request.running)
+        self.transport_running = request.running
+
+    def set_default(self, key: str, value: Any) -> None:
+        """Change a default for later requests (``/musicldm/set``, MIDI CC)."""
+        value = protocol.check_option(key, value, max_seconds=self.config.max_seconds)
+        if key == "bpm":
+            if self.live is not None:
+                self.live.set_tempo(float(value))
+            self.tempo = float(value)
+        self.defaults[key] = value
+
     def _on_set(self, request: Any, sender: Address) -> None:
-        if request.key == "bpm":
-            self.tempo = float(request.value)
-        self.defaults[request.key] = request.value
+        self.set_default(request.key, request.value)
         self._reply("/musicldm/value", [request.key, request.value], sender)
 
     def _on_get(self, request: Any, sender: Address) -> None:
@@ -399,7 +523,7 @@ class Daemon:
         if key == "version":
             return __version__
         if key == "transport":
-            return "stop"
+            return "start" if self.transport_running else "stop"
         value = self._option(None, key)
         if value is not None:
             return value
@@ -434,10 +558,11 @@ class Daemon:
             "device": info.get("device", "none"),
             "model": info.get("model", self.config.model),
             "bpm": self.tempo,
-            "voices": 0,
+            "voices": self.live.mixer.voices_active if self.live is not None else 0,
             "version": __version__,
-            "audio": "off",
-            "midi": "off",
+            "audio": self.audio_status,
+            "midi": self.midi_status,
+            "transport": "start" if self.transport_running else "stop",
             "done": self.worker.rendered if self.worker is not None else 0,
             "failed": self.worker.failed if self.worker is not None else 0,
             "dropped": osc.dropped if osc is not None else 0,
@@ -502,6 +627,22 @@ def _serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-batch", type=int, help="takes rendered together (default: auto)")
     parser.add_argument("--no-audio", action="store_true", help="run without playback")
+    parser.add_argument(
+        "--audio-file",
+        type=Path,
+        metavar="PATH",
+        help="no sound card: write what would be heard to this WAV, in real time",
+    )
+    parser.add_argument("--audio-device", help="output device (name substring or index)")
+    parser.add_argument("--audio-rate", type=int, help="output sample rate (default: device's)")
+    parser.add_argument("--buffer", type=int, help="audio buffer in frames (default 512)")
+    parser.add_argument("--midi-port", help="MIDI input port (name substring)")
+    parser.add_argument(
+        "--midi-virtual",
+        action="store_true",
+        default=None,
+        help="open a virtual MIDI input named musicldm (where the system allows)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up render")
     parser.add_argument("--log-level", help="debug, info, warning or error")
     return parser
@@ -527,6 +668,14 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         overrides["reply_to"] = tuple(parse_host_port(t) for t in args.reply_to)
     if args.allow:
         overrides["allow"] = tuple(args.allow)
+    overrides.update(
+        audio_file=args.audio_file,
+        audio_device=args.audio_device,
+        audio_rate=args.audio_rate,
+        audio_buffer=args.buffer,
+        midi_port=args.midi_port,
+        midi_virtual=args.midi_virtual,
+    )
     if args.no_audio:
         overrides["audio"] = False
     if args.no_warmup:
@@ -579,15 +728,21 @@ def clips_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _midi_cc(mapping: Any) -> Any:
+    from .midi import INTEGER_KEYS, CCMapping
+
+    return CCMapping(mapping.key, mapping.lo, mapping.hi, integer=mapping.key in INTEGER_KEYS)
+
+
 def midi_ports_main() -> int:
     """``musicldm-daemon midi-ports``: list MIDI input ports, or say why there are none."""
-    try:
-        import mido
+    from .midi import list_inputs, probe
 
-        names = mido.get_input_names()
-    except Exception as exc:
-        print(f"no MIDI system available here: {exc}", file=sys.stderr)
+    reason = probe()
+    if reason:
+        print(f"MIDI is not available here: {reason}", file=sys.stderr)
         return 1
+    names = list_inputs()
     if not names:
         print("no MIDI input ports found", file=sys.stderr)
     for name in names:
