@@ -17,8 +17,8 @@ mixer's rate is the stream's rate: build the :class:`~daemon.player.Mixer` at
 :func:`device_rate` for a sound card.
 
 :func:`list_devices` and :func:`probe` answer "what could play here?" without raising, for
-``--list-devices`` and the status reply. ``sounddevice`` is imported only when needed, so this
-module imports even where the PortAudio library is missing.
+``musicldm-daemon audio-devices`` and the status reply. ``sounddevice`` is imported only when
+needed, so this module imports even where the PortAudio library is missing.
 """
 
 from __future__ import annotations

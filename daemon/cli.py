@@ -1,4 +1,5 @@
-"""The ``musicldm-daemon`` command line: ``serve`` (default), ``render``, ``clips``, ``midi-ports``.
+"""The ``musicldm-daemon`` command line: ``serve`` (default), ``render``, ``clips``, ``midi-ports``,
+``audio-devices``.
 
 ``render`` makes clips straight from the shell without a daemon; ``serve`` starts the daemon
 (see :mod:`daemon.server`). Errors end with ``error: <message>`` on stderr and a non-zero status:
@@ -29,7 +30,7 @@ from . import __version__
 __all__ = ["main"]
 
 EXIT_CODES = {BadRequest: 2, ModelError: 3, OutputError: 4}
-COMMANDS = ("serve", "render", "clips", "midi-ports")
+COMMANDS = ("serve", "render", "clips", "midi-ports", "audio-devices")
 
 
 def default_out_dir() -> Path:
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     clips.add_argument("--config", type=Path, help="config file (TOML)")
 
     sub.add_parser("midi-ports", help="list MIDI input ports")
+    sub.add_parser("audio-devices", help="list audio output devices (for --audio-device)")
     return parser
 
 
@@ -193,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .server import midi_ports_main
 
             return midi_ports_main()
+        if args.command == "audio-devices":
+            from .server import audio_devices_main
+
+            return audio_devices_main()
     except MusicLDMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         for cls, code in EXIT_CODES.items():

@@ -74,6 +74,7 @@ class SlotState:
     quantize: str = "bar"
     loop: bool = True
     gain: float = 1.0
+    gate: bool = False
     origin: tuple[tuple[str, int], ...] = ()
 
 
@@ -120,7 +121,14 @@ class Live:
         return self.slots.setdefault(index, SlotState())
 
     def define_slot(
-        self, index: int, prompt: str, options: Any, ahead: int | None, origin: tuple
+        self,
+        index: int,
+        prompt: str,
+        options: Any,
+        ahead: int | None,
+        origin: tuple,
+        *,
+        gate: bool | None = None,
     ) -> None:
         """Say what slot ``index`` plays; renders ``ahead`` takes in the background."""
         self.daemon.build_spec(prompt, options)  # validate now, so errors reach the sender
@@ -130,6 +138,8 @@ class Live:
             slot.prompt, slot.options, slot.origin = prompt, options, origin
             self._origins[index] = origin
             slot.ahead = ahead or slot.ahead or 1
+            if gate is not None:
+                slot.gate = bool(gate)
             if changed:
                 slot.ready.clear()  # old prompt's takes no longer belong here
             self._refill(index, slot)
@@ -231,6 +241,18 @@ class Live:
                 self._origins[index] = origin
         self.mixer.stop(index, quantize=quantize or "bar")
 
+    def release(self, index: int) -> bool:
+        """A MIDI note-off: a slot in gate mode stops at its quantize point; others play on.
+
+        Returns whether the slot was stopped."""
+        with self._lock:
+            slot = self.slots.get(index)
+            if slot is None or not slot.gate:
+                return False
+            quantize = slot.quantize
+        self.mixer.stop(index, quantize=quantize)
+        return True
+
     def set_tempo(self, bpm: float, *, external: bool = False) -> bool:
         """Set the clock's tempo; OSC tempo is ignored while following MIDI clock."""
         if self.external_tempo and not external:
@@ -325,7 +347,9 @@ class MidiBridge:
             log.warning("MIDI trigger of slot %s: %s", index, exc)
 
     def release(self, index: int) -> None:
-        """Note-off: slots have no gate mode yet, so a clip plays on until stopped."""
+        """Note-off: stops the slot if it is in gate mode (``/musicldm/slot … gate 1``)."""
+        if self.live is not None:
+            self.live.release(index)
 
     def set_default(self, key: str, value: float) -> None:
         try:

@@ -287,6 +287,9 @@ PLAYBACK_OPTIONS: dict[str, Option] = {
 SLOT_OPTIONS: dict[str, Option] = {
     **{k: o for k, o in GENERATE_OPTIONS.items() if k != "slot"},  # the index names the slot
     "ahead": _limited("ahead", "int", "1", "takes kept rendered ahead"),
+    "gate": Option(
+        "gate", "0/1", "0", "1: a MIDI note plays the slot only while held", LIMITS["gate"]
+    ),
 }
 """Options of ``/musicldm/slot``: the generate options (but ``slot``) and ``ahead``."""
 
@@ -382,6 +385,7 @@ class Slot:
     prompt: str
     options: GenerateOptions = GenerateOptions()
     ahead: int | None = None
+    gate: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -638,7 +642,8 @@ def _parse_slot(address: str, args: list[Any], max_seconds: float) -> Request:
         prompt, end = _prompt(address, args, 1, SLOT_OPTIONS)
         values = _options(address, args, end, SLOT_OPTIONS, max_seconds=max_seconds, words_from=1)
         ahead = values.pop("ahead", None)
-        return Slot(index, prompt, _generate_options(values), ahead)
+        gate = values.pop("gate", None)
+        return Slot(index, prompt, _generate_options(values), ahead, gate)
 
     return _with_job_id(body, args, 1, SLOT_OPTIONS)
 

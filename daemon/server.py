@@ -100,6 +100,8 @@ class Daemon:
         self.audio_status = "off (--no-audio)"
         self.transport_running = True
         self.midi_status = "off"
+        self.link: Any = None
+        self.link_status = "off"
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -152,6 +154,8 @@ class Daemon:
         )
         log.info("audio: %s", self.audio_status)
         log.info("MIDI: %s", self.midi_status)
+        if self.config.link:
+            log.info("Ableton Link: %s", self.link_status)
 
     def _start_live(self) -> None:
         """Open the audio output and the mixer; without one, say why once and serve files."""
@@ -192,9 +196,21 @@ class Daemon:
 
     def _start_midi(self) -> None:
         from .live import MidiBridge
-        from .midi import MidiControl, MidiInput, MidiUnavailable, probe
+        from .midi import LinkFollower, MidiControl, MidiInput, MidiUnavailable, probe
 
         config = self.config
+        if config.link:
+            link = LinkFollower(
+                MidiBridge(self, self.live), bpm=self.tempo, quantum_beats=config.beats_per_bar
+            )
+            try:
+                link.start()
+            except MidiUnavailable as exc:
+                self.link_status = f"off ({exc})"
+                log.warning("%s", exc)
+            else:
+                self.link = link
+                self.link_status = "following the Link session's tempo"
         if config.midi_port is None and not config.midi_virtual:
             reason = probe()
             self.midi_status = (
@@ -206,6 +222,7 @@ class Daemon:
             base_note=config.midi_base_note,
             channel=config.midi_channel,
             cc_map={n: _midi_cc(m) for n, m in config.midi_cc.items()},
+            clock=config.midi_clock and not config.link,
         )
         try:
             self.midi_input = MidiInput.open(control, config.midi_port, virtual=config.midi_virtual)
@@ -270,6 +287,8 @@ class Daemon:
             self.osc.stop()
         if self.midi_input is not None:
             self.midi_input.stop()
+        if self.link is not None:
+            self.link.stop()
         if self.live is not None:
             self.live.close()
         self.queue.close()
@@ -468,7 +487,12 @@ class Daemon:
 
     def _on_slot(self, request: Any, sender: Address) -> None:
         self._need_live("/musicldm/slot").define_slot(
-            request.index, request.prompt, request.options, request.ahead, (sender,)
+            request.index,
+            request.prompt,
+            request.options,
+            request.ahead,
+            (sender,),
+            gate=request.gate,
         )
 
     def _on_trigger(self, request: Any, sender: Address) -> None:
@@ -562,6 +586,7 @@ class Daemon:
             "version": __version__,
             "audio": self.audio_status,
             "midi": self.midi_status,
+            "link": self.link_status,
             "transport": "start" if self.transport_running else "stop",
             "done": self.worker.rendered if self.worker is not None else 0,
             "failed": self.worker.failed if self.worker is not None else 0,
@@ -643,6 +668,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         default=None,
         help="open a virtual MIDI input named musicldm (where the system allows)",
     )
+    parser.add_argument(
+        "--link",
+        action="store_true",
+        default=None,
+        help="follow an Ableton Link session's tempo (needs the [link] extra)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up render")
     parser.add_argument("--log-level", help="debug, info, warning or error")
     return parser
@@ -675,6 +706,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         audio_buffer=args.buffer,
         midi_port=args.midi_port,
         midi_virtual=args.midi_virtual,
+        link=args.link,
     )
     if args.no_audio:
         overrides["audio"] = False
@@ -748,3 +780,15 @@ def midi_ports_main() -> int:
     for name in names:
         print(name)
     return 0
+
+
+def audio_devices_main() -> int:
+    """``musicldm-daemon audio-devices``: list audio outputs, or say why there are none."""
+    from .audio_out import list_devices, probe
+
+    reason = probe()
+    if reason:
+        print(f"audio output is not available here: {reason}", file=sys.stderr)
+    for line in list_devices():
+        print(line)
+    return 0 if reason is None else 1

@@ -85,6 +85,7 @@ LIMITS: dict[str, Limit] = {
     "index": Limit(0, 127, integer=True),
     "play": Limit(0, 1, integer=True),
     "ahead": Limit(1, 8, integer=True),
+    "gate": Limit(0, 1, integer=True),
     "loudness": Limit(-60, 0),
 }
 

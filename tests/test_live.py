@@ -210,3 +210,56 @@ def test_midi_bridge_drives_the_daemon(live_daemon):
     while not live_daemon.live.mixer.grid.running and time.monotonic() < deadline:
         time.sleep(0.01)
     assert live_daemon.live.mixer.grid.running
+
+
+def test_gate_slots_stop_on_note_off_and_others_play_on(live_daemon):
+    import mido
+
+    from daemon.live import MidiBridge
+    from daemon.midi import MidiControl
+
+    control = MidiControl(MidiBridge(live_daemon, live_daemon.live), base_note=36)
+    osc = RawOsc(live_daemon.address)
+    try:
+        osc.send("/musicldm/slot", 2, "gated", "bars", 1, "steps", 3, "gate", 1)
+        osc.send("/musicldm/slot", 3, "held", "bars", 1, "steps", 3)
+        osc.wait_for("/musicldm/done", 60)
+        osc.wait_for("/musicldm/done", 60)
+        control.handle(mido.Message("note_on", note=38, velocity=100))
+        control.handle(mido.Message("note_on", note=39, velocity=100))
+        got = {osc.wait_for("/musicldm/playing", 10)[0], osc.wait_for("/musicldm/playing", 10)[0]}
+        assert got == {2, 3}
+        control.handle(mido.Message("note_off", note=38))
+        control.handle(mido.Message("note_on", note=39, velocity=0))  # a note-off too
+        assert osc.wait_for("/musicldm/stopped", 10) == [2]
+        with pytest.raises(AssertionError):
+            osc.wait_for("/musicldm/stopped", 2.5)  # slot 3 is not gated: it plays on
+    finally:
+        osc.close()
+
+
+def test_link_without_its_package_says_so_and_serves(tiny_engine, tmp_path):
+    from daemon.midi import link_probe
+
+    if link_probe() is None:
+        pytest.skip("aalink is installed here")
+    config = load_config(
+        None,
+        {
+            "port": 0,
+            "reply_to": (),
+            "out": tmp_path / "o",
+            "state": tmp_path / "s",
+            "warmup": False,
+            "audio": False,
+            "link": True,
+        },
+    )
+    d = Daemon(config, engine=tiny_engine)
+    d.start()
+    try:
+        status = d.status()
+        assert status["link"].startswith("off (Ableton Link is not available")
+        assert "pip install" in status["link"]
+    finally:
+        d.stop()

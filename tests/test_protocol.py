@@ -124,6 +124,8 @@ def _options_of(request: Any) -> dict[str, Any]:
     values = request.options.given()
     if isinstance(request, Slot) and request.ahead is not None:
         values["ahead"] = request.ahead
+    if isinstance(request, Slot) and request.gate is not None:
+        values["gate"] = request.gate
     return values
 
 
