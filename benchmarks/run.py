@@ -132,12 +132,14 @@ def presets(engine: Engine, *, bars: int, reference_s: float | None, repeats: in
     return out
 
 
-def daemon_overhead(engine: Engine, *, bars: int, concurrent: int, steps: int) -> dict:
+def daemon_overhead(
+    engine: Engine, *, bars: int, concurrent: int, steps: int, repeats: int
+) -> dict:
     """(c) OSC request → /done vs the engine's own render time; (d) throughput concurrent vs
     sequential, through a real daemon on loopback."""
     from clients.client import Client
     from daemon.config import load_config
-    from daemon.server import Daemon
+    from daemon.server import Daemon, OptionValues
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(
@@ -159,14 +161,23 @@ def daemon_overhead(engine: Engine, *, bars: int, concurrent: int, steps: int) -
                 options = {"bars": bars, "bpm": 120, "steps": steps, "seed": 3}
                 client.generate(PROMPT, **options).wait()  # warm
                 # the engine alone, same job
-                spec = daemon.build_spec(PROMPT, _Options(options))
-                _, clips = timed(lambda: render_batch(engine, [spec]), engine.device, 1)
-                render_s = sum(
-                    v for k, v in clips[0][0].timings.items() if k not in ("unet_per_step",)
-                )
-                started = time.perf_counter()
-                client.generate(PROMPT, **options).wait()
-                request_s = time.perf_counter() - started
+                spec = daemon.build_spec(PROMPT, OptionValues(options))
+                folder = Path(tmp) / "engine-only"
+                folder.mkdir()
+
+                def engine_only() -> None:  # the same job without the daemon: render + write
+                    save_clip(render_batch(engine, [spec])[0][0], folder)
+
+                def through_daemon() -> None:
+                    client.generate(PROMPT, **options).wait()
+
+                # interleaved, so that drifts in machine load hit both alike
+                render_times, request_times = [], []
+                for _ in range(max(3, repeats)):
+                    render_times.append(timed(engine_only, engine.device, 1)[0])
+                    request_times.append(timed(through_daemon, engine.device, 1)[0])
+                render_s = statistics.median(render_times)
+                request_s = statistics.median(request_times)
                 # sequential vs concurrent 1-bar requests
                 started = time.perf_counter()
                 for i in range(concurrent):
@@ -193,14 +204,35 @@ def daemon_overhead(engine: Engine, *, bars: int, concurrent: int, steps: int) -
     }
 
 
-class _Options:
-    """Attribute access over a dict, as the protocol's options objects offer it."""
+def compiled_vs_eager(engine: Engine, *, bars: int, repeats: int) -> dict[str, Any]:
+    """(f) the optional ``torch.compile`` path (``--compile``) against the eager UNet, live
+    preset; also the largest difference between the two waveforms."""
+    live = PRESETS["live"]
+    frames = plan_clip(ClipSpec(PROMPT, bars=bars, bpm=120).validated()).frames
+    items = [RenderItem(PROMPT, live.negative_prompt, live.guidance, (0,))]
 
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
+    def run() -> Any:
+        return engine.generate(
+            items, frames=frames, steps=live.steps, scheduler=live.scheduler, rank=False
+        )
 
-    def __getattr__(self, key: str) -> Any:
-        return self._values.get(key)
+    run()
+    eager_s, eager = timed(run, engine.device, repeats)
+    started = time.perf_counter()
+    engine.compile()
+    run()
+    compile_s = time.perf_counter() - started
+    compiled_s, compiled = timed(run, engine.device, repeats)
+    engine.decompile()
+    diff = float(abs(eager[0][0].waveform - compiled[0][0].waveform).max())
+    return {
+        "mode": "reduce-overhead" if engine.device.type == "cuda" else "default",
+        "compile_s": compile_s,
+        "eager_s": eager_s,
+        "compiled_s": compiled_s,
+        "speedup": eager_s / compiled_s,
+        "max_abs_diff": diff,
+    }
 
 
 def memory(device: torch.device) -> dict[str, Any]:
@@ -234,8 +266,14 @@ def run_model(model: str, device: str, args: argparse.Namespace) -> dict[str, An
         result["bars"][str(bars)] = entry
     if not args.no_daemon:
         result["daemon"] = daemon_overhead(
-            engine, bars=1, concurrent=args.concurrent, steps=PRESETS["live"].steps
+            engine,
+            bars=1,
+            concurrent=args.concurrent,
+            steps=PRESETS["live"].steps,
+            repeats=args.repeats,
         )
+    if args.compile:
+        result["compile"] = compiled_vs_eager(engine, bars=args.bars[0], repeats=args.repeats)
     result["memory"] = memory(engine.device)
     del engine
     gc.collect()
@@ -270,6 +308,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 f"{d['concurrent']} concurrent: {d['concurrent_clips_per_s']:.2f} clips/s vs "
                 f"sequential {d['sequential_clips_per_s']:.2f} ({d['throughput_ratio']:.2f}×)"
             )
+        if "compile" in r:
+            c = r["compile"]
+            print(
+                f"  torch.compile ({c['mode']}): {c['compiled_s']:.3f} s vs eager "
+                f"{c['eager_s']:.3f} s ({c['speedup']:.2f}×), compiling took "
+                f"{c['compile_s']:.0f} s, max |diff| {c['max_abs_diff']:.1e}"
+            )
         print(f"  memory: {r['memory']}")
 
 
@@ -287,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--concurrent", type=int, default=8)
     parser.add_argument("--no-daemon", action="store_true", help="skip (c) and (d)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile against eager (slow)"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny only, 1 bar, 20 ref steps")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)

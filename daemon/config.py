@@ -180,6 +180,7 @@ class DaemonConfig:
     link: bool = False
     # [model] warmup, [log], [server] progress_rate_hz
     warmup: bool = True
+    compile: bool = False
     log_level: str = "info"
     progress_rate_hz: float = 20.0
 
@@ -201,6 +202,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "device": "device",
         "dtype": "dtype",
         "warmup": "warmup",
+        "compile": "compile",
         "max_batch": "max_batch",
     },
     "output": {
@@ -434,6 +436,7 @@ _FIELD_CHECKS: dict[str, Callable[[_Where, Any], Any]] = {
     "midi_clock": _bool,
     "link": _bool,
     "warmup": _bool,
+    "compile": _bool,
     "log_level": _choice(LOG_LEVELS),
     "progress_rate_hz": _number_in(_PROGRESS_RATE_HZ),
 }

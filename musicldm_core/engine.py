@@ -108,6 +108,7 @@ class Engine:
         self.mel_bins: int = int(self.vocoder.config.model_in_dim)
         self.latent_channels: int = int(self.unet.config.in_channels)
         self._text_cache = _TextCache(text_cache_size)
+        self.compiled: str | None = None
 
     @classmethod
     def load(
@@ -129,6 +130,7 @@ class Engine:
             "model": self.components.source,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
+            "compiled": self.compiled or "no",
             "sample_rate": self.model_rate,
         }
 
@@ -283,6 +285,10 @@ class Engine:
             noise_pred = self.unet(
                 model_input, t, encoder_hidden_states=None, class_labels=labels, return_dict=False
             )[0]
+            if self.compiled is not None:
+                # a CUDA-graph replay overwrites its output buffer, and multistep solvers keep
+                # earlier predictions: own a copy
+                noise_pred = noise_pred.clone()
             if guided:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + scale * (cond - uncond)
@@ -372,6 +378,27 @@ class Engine:
             torch.cuda.empty_cache()
         elif self.device.type == "mps":
             torch.mps.empty_cache()
+
+    def compile(self, *, mode: str | None = None) -> None:
+        """Compile the UNet with ``torch.compile`` (optional fast path; off by default).
+
+        ``mode`` defaults to ``"reduce-overhead"`` on CUDA (CUDA graphs: one launch replays the
+        whole UNet forward) and ``"default"`` elsewhere. Each new latent length compiles on
+        first use (or, after the first, a shape-generic version), so render the lengths you
+        will use once at start (see :meth:`warmup`). The compiled UNet's output equals the eager
+        one's within float rounding (a test checks < 1e-4 on the CPU).
+        """
+        if self.compiled is not None:
+            return
+        mode = mode or ("reduce-overhead" if self.device.type == "cuda" else "default")
+        self.unet = torch.compile(self.unet, mode=mode)  # type: ignore[assignment]
+        self.compiled = mode
+
+    def decompile(self) -> None:
+        """Back to the eager UNet (after a compile that failed, say)."""
+        if self.compiled is not None:
+            self.unet = self.components.unet
+            self.compiled = None
 
     def warmup(self, *, frames: int = 64, steps: int = 2, scheduler: str = "ddim") -> float:
         """Render one short throw-away take so the first real request runs warm; returns seconds."""

@@ -184,3 +184,20 @@ def test_the_real_checkpoint_dtype_is_overridden(tmp_path, model_cache):
     components = load_components(str(folder), device="cpu")
     assert next(components.text_encoder.parameters()).dtype == torch.float32
     assert next(components.unet.parameters()).dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_compiled_unet_renders_what_the_eager_one_does():
+    """The optional torch.compile fast path (``--compile``) changes speed, not audio."""
+    engine = Engine.load("tiny", device="cpu")
+    items = [RenderItem("compiled or not", "", 2.0, (4, 5))]
+    eager = engine.generate(items, frames=200, steps=4, scheduler="dpm++", rank=False)[0]
+    engine.compile()
+    assert engine.describe()["compiled"] == "default"
+    compiled = engine.generate(items, frames=200, steps=4, scheduler="dpm++", rank=False)[0]
+    for a, b in zip(eager, compiled, strict=True):
+        assert a.seed == b.seed
+        assert np.max(np.abs(a.waveform - b.waveform)) < 1e-4
+    engine.decompile()
+    again = engine.generate(items, frames=200, steps=4, scheduler="dpm++", rank=False)[0]
+    assert np.array_equal(again[0].waveform, eager[0].waveform)
