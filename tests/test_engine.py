@@ -201,3 +201,12 @@ def test_compiled_unet_renders_what_the_eager_one_does():
     engine.decompile()
     again = engine.generate(items, frames=200, steps=4, scheduler="dpm++", rank=False)[0]
     assert np.array_equal(again[0].waveform, eager[0].waveform)
+
+
+def test_attention_runs_through_pytorch_sdpa(tiny_engine):
+    """Every attention layer uses torch's fused scaled_dot_product_attention (fast path)."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    for model in (tiny_engine.components.unet, tiny_engine.vae):
+        kinds = {type(p) for p in model.attn_processors.values()}
+        assert kinds == {AttnProcessor2_0}
