@@ -95,8 +95,13 @@ def reference_vs_engine(engine: Engine, *, bars: int, steps: int, repeats: int) 
         )
 
     ours()  # warm both paths once
-    ref_seconds, _ = timed(reference, engine.device, repeats)
-    engine_seconds, _ = timed(ours, engine.device, repeats)
+    # interleaved, so that drifts in machine load hit both alike
+    ref_times, engine_times = [], []
+    for _ in range(repeats):
+        ref_times.append(timed(reference, engine.device, 1)[0])
+        engine_times.append(timed(ours, engine.device, 1)[0])
+    ref_seconds = statistics.median(ref_times)
+    engine_seconds = statistics.median(engine_times)
     return {
         "steps": steps,
         "reference_s": ref_seconds,
