@@ -1580,6 +1580,37 @@ class AsyncClient:
         args = [int(on)] + ([] if port is None else [port])
         await self._command(PREFIX + "notify", args, confirm)
 
+    async def slot(self, index: int, prompt: str, *, confirm: bool = True, **options: Any) -> None:
+        """Define clip slot ``index``; as :meth:`Client.slot`."""
+        await self._command(PREFIX + "slot", [index, prompt, *_option_args(options)], confirm)
+
+    async def trigger(self, index: int, *, confirm: bool = True, **playback: Any) -> None:
+        """Play slot ``index``'s next take at the quantize point; as :meth:`Client.trigger`."""
+        await self._command(PREFIX + "trigger", [index, *_option_args(playback)], confirm)
+
+    async def play(
+        self, id_or_path: JobId | os.PathLike[str], *, confirm: bool = True, **playback: Any
+    ) -> None:
+        """Play a finished clip by job id or path; as :meth:`Client.play`."""
+        await self._command(PREFIX + "play", [id_or_path, *_option_args(playback)], confirm)
+
+    async def stop(
+        self, index: int | None = None, quantize: str | None = None, *, confirm: bool = True
+    ) -> None:
+        """Stop one slot or everything; as :meth:`Client.stop`."""
+        args: list[Any] = [] if index is None else [index]
+        if quantize is not None:
+            args += ["quantize", quantize]
+        await self._command(PREFIX + "stop", args, confirm)
+
+    async def tempo(self, bpm: float, *, confirm: bool = True) -> None:
+        """Set the internal clock's tempo; as :meth:`Client.tempo`."""
+        await self._command(PREFIX + "tempo", [float(bpm)], confirm)
+
+    async def transport(self, start: bool, *, confirm: bool = True) -> None:
+        """Start or stop the internal clock; as :meth:`Client.transport`."""
+        await self._command(PREFIX + "transport", ["start" if start else "stop"], confirm)
+
     def events(self, duration: float | None = None) -> AsyncEventStream:
         """Every reply from now on; as :meth:`Client.events`. Call it on the event loop."""
         return AsyncEventStream(self._router, duration)

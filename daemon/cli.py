@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_model_options(render)
 
-    serve = sub.add_parser("serve", help="run the daemon (the default command)")
+    serve = sub.add_parser(
+        "serve", help="run the daemon (the default command)", add_help=False
+    )  # serve_main has its own parser, --help included
     serve.set_defaults(command="serve")
 
     clips = sub.add_parser("clips", help="list recent clips from the library")

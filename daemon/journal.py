@@ -385,6 +385,12 @@ class Journal:
         rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE seq = ?", (seq,))
         return _job(rows[0]) if rows else None
 
+    def largest_int_id(self) -> int:
+        """The largest integer job id ever journaled (0 if none): the daemon numbers its own
+        jobs above it, so an id names one job across restarts."""
+        rows = self._read("SELECT MAX(CAST(job_id AS INTEGER)) FROM jobs WHERE job_id_type = 'int'")
+        return int(rows[0][0] or 0) if rows else 0
+
     def unfinished(self) -> list[JournalJob]:
         """Jobs still ``queued`` or ``running``, in the order they were accepted (by ``seq``).
 

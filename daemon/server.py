@@ -122,6 +122,7 @@ class Daemon:
         try:
             self.config.state.mkdir(parents=True, exist_ok=True)
             self.journal = Journal(self.config.state / "journal.sqlite3")
+            self._next_id = self.journal.largest_int_id() + 1
             if self.engine is None:
                 self.engine = self._load_engine()
             self.worker = Worker(
@@ -376,10 +377,17 @@ class Daemon:
         handler(request, sender)
 
     def _new_id(self) -> int:
+        """An id no other job of this state folder has: above every int id seen so far."""
         with self._id_lock:
             value = self._next_id
             self._next_id += 1
             return value
+
+    def _saw_id(self, job_id: int | str) -> None:
+        """A client chose ``job_id``: the daemon's own ids go above it from now on."""
+        if isinstance(job_id, int) and not isinstance(job_id, bool):
+            with self._id_lock:
+                self._next_id = max(self._next_id, job_id + 1)
 
     def _option(self, options: Any, key: str) -> Any:
         value = getattr(options, key, None)
@@ -430,13 +438,23 @@ class Daemon:
         except BadRequest as exc:
             exc.job_id = job_id  # type: ignore[attr-defined]
             raise
+        slot = self._option(options, "slot")
+        play = bool(self._option(options, "play"))
+        if self.live is None and (slot is not None or play):
+            asked = f"slot {slot}" if slot is not None else "play 1"
+            refusal = NotFound(
+                f"{asked} needs audio output, which is {self.audio_status}; leave it out to "
+                "only render the file"
+            )
+            refusal.job_id = job_id  # type: ignore[attr-defined]
+            raise refusal
         self.submit(
             job_id,
             spec,
             priority=self._option(options, "priority") or "normal",
             origin=(sender,),
-            slot=self._option(options, "slot"),
-            play=bool(self._option(options, "play")),
+            slot=slot,
+            play=play,
         )
 
     def submit(
@@ -459,6 +477,7 @@ class Daemon:
         assert self.journal is not None
         request = {"spec": spec_to_dict(spec), "slot": slot, "play": play}
         seq = self.journal.add(job_id, request, priority, reply_to=origin)
+        self._saw_id(job_id)
         job = Job(
             seq=seq,
             job_id=job_id,

@@ -485,6 +485,27 @@ def test_async_client_generate_progress_and_status(daemon):
     assert 0 < seconds < 5
 
 
+def test_async_client_playback_commands(daemon):
+    async def scenario() -> str:
+        async with AsyncClient("127.0.0.1", daemon.port, timeout=5) as c:
+            await c.slot(2, "dark techno", bars=4, ahead=2)
+            await c.trigger(2, quantize="beat")
+            await c.tempo(128)
+            await c.transport(False)
+            await c.stop(2, "bar")
+            with pytest.raises(RequestFailed) as info:
+                await c.tempo(999)
+            with pytest.raises(RequestFailed):
+                await c.play(42)
+            return info.value.code
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 20)) == "bad_request"
+    assert _requests(daemon, "/musicldm/slot") == [[2, "dark techno", "bars", 4, "ahead", 2]]
+    assert _requests(daemon, "/musicldm/trigger") == [[2, "quantize", "beat"]]
+    assert _requests(daemon, "/musicldm/transport") == [["stop"]]
+    assert _requests(daemon, "/musicldm/stop") == [[2, "quantize", "bar"]]
+
+
 def test_async_client_without_daemon_raises(silent_port):
     async def scenario() -> None:
         async with AsyncClient("127.0.0.1", silent_port, timeout=0.5) as c:

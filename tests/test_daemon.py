@@ -398,3 +398,65 @@ def test_sigterm_then_restart_renders_every_journaled_job_once(tmp_path, model_c
     assert len(files) == 8
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     assert sorted(d[5] for d in dones) == list(range(8))
+
+
+def test_daemon_ids_never_collide_with_chosen_ones_even_after_a_restart(tiny_engine, tmp_path):
+    def start() -> Daemon:
+        config = load_config(
+            None,
+            {
+                "port": 0,
+                "reply_to": (),
+                "out": tmp_path / "out",
+                "state": tmp_path / "state",
+                "warmup": False,
+                "audio": False,
+            },
+        )
+        d = Daemon(config, engine=tiny_engine)
+        d.start()
+        return d
+
+    def assigned(d: Daemon) -> int:
+        osc = RawOsc(d.address)
+        try:
+            osc.send("/musicldm/generate", "assigned", "steps", 3)
+            return osc.wait_for("/musicldm/queued", 10)[0]
+        finally:
+            osc.close()
+
+    d = start()
+    try:
+        osc = RawOsc(d.address)
+        osc.send("/musicldm/generate", "chosen", "id", 41, "steps", 3)
+        assert osc.wait_for("/musicldm/queued", 10)[0] == 41
+        osc.close()
+        own = assigned(d)
+        assert isinstance(own, int) and own > 41
+    finally:
+        d.stop()
+    d = start()  # same state folder: numbering goes on above every id it holds
+    try:
+        assert assigned(d) > own
+    finally:
+        d.stop()
+
+
+def test_play_or_slot_in_a_generate_without_audio_is_refused(raw, daemon):
+    raw.send("/musicldm/generate", "loop me", "play", 1, "id", 7)
+    assert raw.wait_for("/musicldm/fail", 10)[:2] == [7, "not_found"]
+    raw.send("/musicldm/generate", "slot me", "slot", 3, "id", 8)
+    fail = raw.wait_for("/musicldm/fail", 10)
+    assert fail[:2] == [8, "not_found"] and "audio output" in fail[2]
+    assert daemon.status()["queued"] == 0 and daemon.status()["done"] == 0
+
+
+def test_serve_help_lists_its_flags(capsys):
+    from daemon.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["serve", "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--port", "--reply-to", "--audio-file", "--midi-port", "--compile", "--link"):
+        assert flag in out
