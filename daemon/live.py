@@ -50,14 +50,20 @@ SLOTS = 128
 PLAY_SLOTS = 16
 """Extra mixer slots 128–143 carry ``/play`` and ``generate … play 1`` clips without a slot."""
 
+TEMPO_TOLERANCE = 0.1
+"""A take rendered within this many BPM of the clock's tempo still fits; beyond, the slot renders
+fresh takes at the new tempo (and plays the old ones only until those are ready)."""
 
-@dataclass
+
+@dataclass(eq=False)  # compared by identity: removing one from a deque must not compare audio
 class Take:
     """A finished clip, ready to sound: mono float32 at the device rate."""
 
     audio: np.ndarray
     path: str
     job_id: int | str
+    bpm: float | None = None
+    """The tempo it was rendered at (None: a length in seconds, fits any tempo)."""
 
 
 @dataclass
@@ -69,12 +75,15 @@ class SlotState:
     ahead: int = 1
     ready: deque[Take] = field(default_factory=deque)
     last: Take | None = None
-    pending: int = 0
+    pending: list[float | None] = field(default_factory=list)
+    """The tempo of each take being rendered for this slot."""
     late_due: int | None = None
     quantize: str = "bar"
     loop: bool = True
     gain: float = 1.0
     gate: bool = False
+    follow: bool = False
+    """Playing a take at an old tempo: swap in the first fresh take at the next quantize point."""
     origin: tuple[tuple[str, int], ...] = ()
 
 
@@ -95,6 +104,7 @@ class Live:
         self._expect_late: dict[object, int] = {}
         self.external_tempo = False
         self._origins: dict[int, tuple[tuple[str, int], ...]] = {}
+        self._sounding: set[int] = set()  # slots the mixer reported playing (event thread)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="live-events", daemon=True)
 
@@ -144,12 +154,35 @@ class Live:
                 slot.ready.clear()  # old prompt's takes no longer belong here
             self._refill(index, slot)
 
+    def _target_bpm(self, slot: SlotState) -> float | None:
+        """The tempo the slot's takes are rendered at now (None: a length in seconds)."""
+        if slot.prompt is None:
+            return None
+        spec = self.daemon.build_spec(slot.prompt, slot.options)
+        return None if spec.seconds is not None else spec.bpm
+
+    @staticmethod
+    def _fits(bpm: float | None, target: float | None) -> bool:
+        return bpm is None or target is None or abs(bpm - target) <= TEMPO_TOLERANCE
+
     def _refill(self, index: int, slot: SlotState) -> None:
-        while slot.prompt is not None and len(slot.ready) + slot.pending < slot.ahead:
+        """Render takes until ``ahead`` of them, at the current tempo, are ready or coming.
+
+        Ready takes at another tempo stay as a fallback (at most one); they do not count."""
+        if slot.prompt is None:
+            return
+        target = self._target_bpm(slot)
+        stale = [t for t in slot.ready if not self._fits(t.bpm, target)]
+        for take in stale[:-1]:  # keep the newest stale take only
+            slot.ready.remove(take)
+        fresh = sum(self._fits(t.bpm, target) for t in slot.ready)
+        coming = sum(self._fits(bpm, target) for bpm in slot.pending)
+        while fresh + coming < slot.ahead:
             job_id = f"slot{index}.{next(self._job_numbers)}"
             spec = self.daemon.build_spec(slot.prompt, slot.options)
             self.daemon.submit(job_id, spec, priority="normal", origin=slot.origin, slot=index)
-            slot.pending += 1
+            slot.pending.append(None if spec.seconds is not None else spec.bpm)
+            coming += 1
 
     def trigger(
         self,
@@ -172,11 +205,22 @@ class Live:
                 slot.loop = loop
             if gain is not None:
                 slot.gain = gain
-            if slot.ready:
-                take = slot.ready.popleft()
+            target = self._target_bpm(slot)
+            fitting = [t for t in slot.ready if self._fits(t.bpm, target)]
+            if fitting:
+                take = fitting[0]
+                slot.ready.remove(take)
                 slot.last = take
                 slot.late_due = None
                 self._launch(index, take, slot)
+            elif slot.last is not None and self._fits(slot.last.bpm, target):
+                self._launch(index, slot.last, slot)  # never silence
+                slot.late_due = self.mixer.launch_point(slot.quantize)
+            elif slot.ready:  # only takes at an old tempo: play one until a fresh one is ready
+                take = slot.ready.pop()
+                slot.last = take
+                self._launch(index, take, slot)
+                slot.late_due = self.mixer.launch_point(slot.quantize)
             elif slot.last is not None:
                 self._launch(index, slot.last, slot)  # never silence
                 slot.late_due = self.mixer.launch_point(slot.quantize)
@@ -259,7 +303,20 @@ class Live:
             return False
         self.mixer.set_tempo(bpm)
         self.daemon.tempo = float(bpm)
+        self._retempo()
         return True
+
+    def _retempo(self) -> None:
+        """After a tempo change: slots whose takes no longer fit render fresh ones."""
+        sounding = set(self._sounding)
+        with self._lock:
+            for index, slot in self.slots.items():
+                if index in sounding and slot.last is not None:
+                    slot.follow = not self._fits(slot.last.bpm, self._target_bpm(slot))
+                try:
+                    self._refill(index, slot)
+                except Exception as exc:  # a full queue, say: the next trigger tries again
+                    log.warning("slot %s: cannot render at the new tempo: %s", index, exc)
 
     def transport(self, running: bool, *, resume: bool = False) -> None:
         self.mixer.transport(running, resume=resume)
@@ -273,15 +330,23 @@ class Live:
         if job.slot is None and not job.play:
             return
         audio = resample(clip.audio, clip.plan.out_rate, self.device_rate)
-        take = Take(np.ascontiguousarray(audio, dtype=np.float32), str(clip.path), job.job_id)
+        bpm = None if clip.spec.seconds is not None else float(clip.spec.bpm)
+        take = Take(np.ascontiguousarray(audio, dtype=np.float32), str(clip.path), job.job_id, bpm)
         if job.slot is None:
             self._play_take(take)
             return
         with self._lock:
             slot = self._slot(job.slot)
             if clip.rank == 0:
-                slot.pending = max(0, slot.pending - 1)
-            if slot.late_due is not None or job.play:
+                if bpm in slot.pending:
+                    slot.pending.remove(bpm)
+                elif slot.pending:
+                    slot.pending.pop(0)
+            waiting = (slot.late_due is not None or slot.follow) and self._fits(
+                bpm, self._target_bpm(slot)
+            )
+            if waiting or job.play:
+                slot.follow = False
                 # a trigger is waiting for a fresh take: it goes at the next quantize point
                 slot.last = take
                 if slot.late_due is not None:
@@ -316,6 +381,10 @@ class Live:
     def _send_events(self) -> None:
         replier = self.daemon.osc.replier if self.daemon.osc is not None else None
         for kind, slot, tag, sample in self.mixer.drain_events():
+            if kind == "playing":
+                self._sounding.add(slot)
+            elif kind == "stopped":
+                self._sounding.discard(slot)
             if replier is None:
                 continue
             to = self._origins.get(slot, ())

@@ -4,7 +4,7 @@ loops, stops on the bar, never-silent slots, and the MIDI bridge."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -263,3 +263,46 @@ def test_link_without_its_package_says_so_and_serves(tiny_engine, tmp_path):
         assert "pip install" in status["link"]
     finally:
         d.stop()
+
+
+def _until(osc: RawOsc, done: Callable[[list], bool], seconds: float = 60) -> list:
+    """Every reply until ``done(replies so far)`` holds."""
+    events: list = []
+    deadline = time.monotonic() + seconds
+    while not done(events):
+        assert time.monotonic() < deadline, f"gave up waiting; heard {events}"
+        events += osc.replies(0.1)
+    return events
+
+
+def test_a_tempo_change_renders_fresh_takes_and_the_playing_slot_follows(live_daemon):
+    def dones(events: list) -> list:
+        return [args for a, args in events if a == "/musicldm/done"]
+
+    def playing(events: list) -> list:
+        return [args for a, args in events if a == "/musicldm/playing"]
+
+    osc = RawOsc(live_daemon.address)
+    try:
+        osc.send("/musicldm/slot", 4, "follow me", "bars", 1, "steps", 3, "seed", 2)
+        first = osc.wait_for("/musicldm/done", 60)
+        assert first[3] == pytest.approx(BPM)
+        osc.send("/musicldm/trigger", 4)
+        # it plays, and the take rendered to stay one ahead arrives (in either order)
+        events = _until(osc, lambda e: playing(e) and dones(e))
+        assert playing(events)[0] == [4, first[1]]
+        assert dones(events)[0][3] == pytest.approx(BPM)
+        osc.send("/musicldm/tempo", 200.0)
+        # the ready take no longer fits: a fresh one at 200 BPM, which the playing slot swaps
+        # in by itself at the next bar line
+        events = _until(osc, playing)
+        fresh = [d for d in dones(events) if d[3] == pytest.approx(200.0)]
+        assert fresh and "200bpm" in fresh[0][1]
+        assert playing(events)[0] == [4, fresh[0][1]]
+        # a trigger plays a take at the clock's tempo (a fresh one, or the last one again),
+        # never the stale one still kept as a fallback
+        osc.send("/musicldm/trigger", 4)
+        events = _until(osc, playing)
+        assert playing(events)[0][0] == 4 and "200bpm" in playing(events)[0][1]
+    finally:
+        osc.close()
