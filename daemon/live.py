@@ -436,6 +436,13 @@ class MidiBridge:
         if self.live is not None:
             self.live.transport(command != "stop", resume=command == "continue")
 
+    def align_phase(self, phase: float, read_at: float) -> None:
+        """Ableton Link's bar phase: line the daemon's bar lines up with the session's, as
+        heard (the output's latency taken into account)."""
+        if self.live is not None:
+            latency = float(getattr(self.live.output, "latency_seconds", 0.0) or 0.0)
+            self.live.mixer.align_phase(phase, read_at - latency)
+
     def tempo_source_external(self, active: bool) -> None:
         if self.live is not None:
             self.live.external_tempo = active

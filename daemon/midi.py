@@ -123,6 +123,10 @@ class MidiActions(Protocol):
     def tempo_source_external(self, active: bool) -> None:
         """True: MIDI clock is arriving, ignore ``/musicldm/tempo``; False: the clock stopped."""
 
+    def align_phase(self, phase: float, read_at: float) -> None:
+        """Ableton Link: ``phase`` beats past the session's last bar line at
+        ``time.monotonic()`` == ``read_at``; line the daemon's bars up with it."""
+
 
 @dataclass(frozen=True)
 class CCMapping:
@@ -788,8 +792,9 @@ class LinkFollower:
 
     Needs the optional ``aalink`` package (``pip install "musicldm-daemon[link]"``); without it
     :meth:`start` raises :class:`MidiUnavailable` with :func:`link_probe`'s reason. A thread
-    reads Link's tempo and beat every ``poll_seconds`` and calls ``set_tempo`` when the tempo
-    moved by more than ``min_tempo_change`` BPM. While running, the tempo is external
+    reads Link's tempo and beat every ``poll_seconds``, calls ``set_tempo`` when the tempo
+    moved by more than ``min_tempo_change`` BPM, and ``align_phase`` (where the actions have
+    it) with the bar phase and the time it was read. While running, the tempo is external
     (``tempo_source_external(True)``). ``bpm`` is the tempo the daemon starts the session
     with when it is alone in it.
 
@@ -871,6 +876,12 @@ class LinkFollower:
                 self.actions.set_tempo(round(bpm, 2))
             except Exception:
                 log.exception("Link: set_tempo(%s) failed", bpm)
+        align = getattr(self.actions, "align_phase", None)
+        if align is not None:
+            try:
+                align(beat % self.quantum_beats, now)
+            except Exception:
+                log.exception("Link: aligning the phase failed")
 
     @property
     def bpm(self) -> Bpm | None:

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -245,6 +246,9 @@ class Mixer:
         self.total_callback_seconds = 0.0
         """Sum of all :meth:`callback` times, in seconds (mean = total / :attr:`callbacks`)."""
         self.callbacks = 0
+        self.phase_corrections = 0
+        """How often :meth:`align_phase` moved the grid."""
+        self._callback_clock = time.monotonic()
         """Buffers rendered."""
         self.underruns = 0
         """Callbacks whose ``status`` reported a problem (e.g. PortAudio output underflow)."""
@@ -342,6 +346,17 @@ class Mixer:
         of the new grid. Voices keep playing either way. Any thread."""
         self._commands.append(("transport", bool(running), bool(resume)))
 
+    def align_phase(
+        self, phase: float, read_at: float, *, tolerance_seconds: float = 0.002
+    ) -> None:
+        """Line the bars up with an outside clock (Ableton Link): ``phase`` beats past its last
+        bar line at ``time.monotonic()`` == ``read_at`` (subtract the output latency from
+        ``read_at`` so that what is *heard* lines up). Applied at the next buffer, extrapolated
+        to its first sample at the current tempo; the grid moves only when it is off by more
+        than ``tolerance_seconds``, by the shortest way (at most half a bar). Waiting launches
+        keep their beat; sounding clips play on. Any thread."""
+        self._commands.append(("phase", float(phase), float(read_at), float(tolerance_seconds)))
+
     def set_master_gain(self, gain: float) -> None:
         """Set the master gain (0–2), ramped over one piece (≤ 256 frames). Any thread."""
         self._commands.append(("master", _check_gain("master gain", gain)))
@@ -390,6 +405,7 @@ class Mixer:
         the safety limiter, copies the mono mix to every channel, and advances :attr:`position`.
         """
         started = time.perf_counter()
+        self._callback_clock = time.monotonic()
         if status:
             self.underruns += 1
         t0 = self.position
@@ -468,6 +484,8 @@ class Mixer:
                 self._requantize(t0, restart=True)
             elif not command[1] and self._transport.running:
                 self._transport.stop(t0)
+        elif kind == "phase":
+            self._apply_phase(command, t0)
         elif kind == "master":
             self._master_target = command[1]
         elif kind == "slot_gain":
@@ -535,6 +553,23 @@ class Mixer:
                 voice.set_fade(fade_start, fade_end)
                 voice.stop_quantize = quantize
                 voice.stop_beat = beat
+
+    def _apply_phase(self, command: tuple[Any, ...], t0: int) -> None:
+        _, phase, read_at, tolerance = command
+        grid = self._transport.grid
+        if not grid.running:
+            return
+        bar = grid.beats_per_bar
+        wanted = phase + (self._callback_clock - read_at) * grid.bpm / 60.0
+        current = grid.exact_beat_at(t0)
+        shift = (wanted - float(current)) % bar
+        if shift > bar / 2:
+            shift -= bar
+        if abs(shift) * 60.0 / grid.bpm <= tolerance:
+            return
+        self._transport.shift(t0, Fraction(shift).limit_denominator(1 << 20))
+        self.phase_corrections += 1
+        self._requantize(t0, restart=False)
 
     def _requantize(self, t0: int, *, restart: bool) -> None:
         """Move waiting launches and stops onto the grid after a tempo change (same beat

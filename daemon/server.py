@@ -221,7 +221,7 @@ class Daemon:
                 log.warning("%s", exc)
             else:
                 self.link = link
-                self.link_status = "following the Link session's tempo"
+                self.link_status = "following the Link session's tempo and bar phase"
         if config.midi_port is None and not config.midi_virtual:
             reason = probe()
             self.midi_status = (

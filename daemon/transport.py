@@ -259,6 +259,21 @@ class Transport:
             anchor_beat=anchor_beat,
         )
 
+    def shift(self, at_sample: int, beats: Fraction) -> None:
+        """Move the grid by ``beats`` from output sample ``at_sample`` on (phase alignment with
+        an outside clock): the beat there becomes ``beat + beats``; the tempo stays."""
+        grid = self.grid
+        if not grid.running:
+            return
+        self.grid = TempoGrid.make(
+            sample_rate=grid.sample_rate,
+            bpm=grid.bpm,
+            beats_per_bar=grid.beats_per_bar,
+            running=True,
+            anchor_sample=at_sample,
+            anchor_beat=grid.exact_beat_at(at_sample) + beats,
+        )
+
     def start(self, at_sample: int) -> None:
         """Run the clock with beat 0 (the first bar line) at output sample ``at_sample``."""
         self.grid = self.grid._replace(

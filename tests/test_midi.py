@@ -676,6 +676,26 @@ def test_link_follower_polls_tempo_and_beat(actions: RecordingActions) -> None:
     assert actions.calls[-1] == ("tempo_source_external", False)
 
 
+class PhaseActions(RecordingActions):
+    def align_phase(self, phase: float, read_at: float) -> None:
+        self._record("align_phase", phase, read_at)
+
+
+def test_link_follower_sends_the_bar_phase_with_its_reading_time() -> None:
+    actions = PhaseActions()
+    link = FakeLink(120.0)
+    link.beat = 9.5
+    follower = LinkFollower(actions, link=link, poll_seconds=60, quantum_beats=4)
+    follower.start()
+    try:
+        link.beat = 14.25
+        follower.poll(now=1000.0)
+        assert actions.named("align_phase")[-1] == ("align_phase", 2.25, 1000.0)
+    finally:
+        follower.stop()
+    assert actions.named("align_phase")[0][1] == pytest.approx(1.5)
+
+
 def test_module_imports_fast_without_torch_or_numpy() -> None:
     code = "import sys, daemon.midi; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
     result = subprocess.run(

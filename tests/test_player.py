@@ -652,3 +652,44 @@ def test_transport_continue_resumes_the_beat() -> None:
     mixer.play(0, ramp(10), quantize="beat", tag="on-beat-2")
     render(mixer, BEAT)
     assert mixer.drain_events()[0] == ("playing", 0, "on-beat-2", 31_000 + (2 * BEAT - 30_000))
+
+
+# -- phase alignment with an outside clock (Ableton Link) ----------------------------------------
+
+
+def test_align_phase_moves_the_bar_lines_onto_the_outside_clock() -> None:
+    mixer = Mixer(RATE)  # 120 BPM: a beat is 22050 samples
+    render(mixer, 10_000)  # the grid's beat at sample 10000 is 10000 / 22050
+    # the outside clock is 1.5 beats past its bar line "now"
+    mixer.align_phase(1.5, time.monotonic())
+    t0 = mixer.position
+    render(mixer, BLOCK)
+    grid = mixer.grid
+    assert grid.beat_at(t0) % 4 == pytest.approx(1.5, abs=1e-3)
+    assert mixer.phase_corrections == 1
+    # a launch on the next bar lands 2.5 beats after t0: the outside clock's next bar line
+    mixer.play(0, ramp(1000), quantize="bar", loop=False, tag="t")
+    out = render(mixer, 3 * BEAT)
+    first = t0 + BLOCK + int(np.flatnonzero(out)[0])
+    assert abs(first - (t0 + 2.5 * BEAT)) <= 2 * 1e-3 * BEAT  # within the extrapolation error
+    # already in line (within the tolerance): the grid stays put
+    beat_now = mixer.grid.beat_at(mixer.position)
+    mixer.align_phase(beat_now % 4, time.monotonic())
+    render(mixer, BLOCK)
+    assert mixer.phase_corrections == 1
+
+
+def test_align_phase_takes_the_shortest_way_and_keeps_waiting_launches_on_their_beat() -> None:
+    mixer = Mixer(RATE)
+    render(mixer, BLOCK)
+    mixer.play(1, ramp(500), quantize="bar", loop=False, tag="t")
+    render(mixer, BLOCK)  # waiting for beat 4 (sample 88200)
+    before = mixer.grid.beat_at(mixer.position)
+    mixer.align_phase((before - 0.25) % 4, time.monotonic())  # a quarter beat behind
+    t0 = mixer.position
+    render(mixer, BLOCK)
+    assert mixer.grid.beat_at(t0) == pytest.approx(before - 0.25, abs=1e-3)  # moved back
+    out = render(mixer, BAR + BEAT)
+    first = t0 + BLOCK + int(np.flatnonzero(out)[0])
+    assert first == mixer.grid.sample_at_beat(4)  # the launch kept its beat, on the new grid
+    assert abs(first - (BAR + BEAT // 4)) <= 50
