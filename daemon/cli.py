@@ -26,6 +26,7 @@ from musicldm_core.spec import (
 )
 
 from . import __version__
+from .cli_options import add_model_options
 
 __all__ = ["main"]
 
@@ -38,16 +39,6 @@ def default_out_dir() -> Path:
     from platformdirs import user_music_path
 
     return user_music_path() / "MusicLDM"
-
-
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--model",
-        help="hub id (default ucsd-reach/musicldm), a local folder in the diffusers layout, "
-        "or a built-in test model: tiny, full-random",
-    )
-    parser.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
-    parser.add_argument("--dtype", help="fp16, bf16 or fp32 (default: fp16 on CUDA, else fp32)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
     render.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_model_options(render)
+    add_model_options(render)
 
     serve = sub.add_parser(
         "serve", help="run the daemon (the default command)", add_help=False

@@ -25,6 +25,7 @@ from musicldm_core.render import Clip, resolve_seed
 from musicldm_core.spec import ClipSpec
 
 from . import __version__, protocol
+from .cli_options import add_model_options
 from .config import DaemonConfig, load_config
 from .delivery import Delivery
 from .errors import QueueFull, ShuttingDown
@@ -679,10 +680,10 @@ class Daemon:
 
 def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="musicldm-daemon serve", description="Run the daemon.")
-    parser.add_argument("--config", type=Path, help="TOML config file (see docs/config.md)")
-    parser.add_argument("--model", help="hub id, model folder, or tiny / full-random")
-    parser.add_argument("--device", help="cuda, cuda:N, mps or cpu")
-    parser.add_argument("--dtype", help="fp16, bf16 or fp32")
+    parser.add_argument(
+        "--config", type=Path, help="TOML config file (every setting: docs/config.example.toml)"
+    )
+    add_model_options(parser)
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="UDP port (default 9000; 0 picks a free one)")
     parser.add_argument(

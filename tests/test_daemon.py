@@ -16,26 +16,16 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from clients.client import Client, JobFailed
-from daemon.config import load_config
 from daemon.server import Daemon
 from musicldm_core.wavfile import read_clip_info
+from tests.support import daemon_config
 
 FAST = {"steps": 3}
 
 
 @pytest.fixture
 def daemon(tiny_engine, tmp_path) -> Iterator[Daemon]:
-    config = load_config(
-        None,
-        {
-            "port": 0,
-            "reply_to": (),
-            "out": tmp_path / "out",
-            "state": tmp_path / "state",
-            "warmup": False,
-            "audio": False,
-        },
-    )
+    config = daemon_config(tmp_path)
     d = Daemon(config, engine=tiny_engine)
     d.start()
     try:
@@ -405,17 +395,7 @@ def test_sigterm_then_restart_renders_every_journaled_job_once(tmp_path, model_c
 
 def test_daemon_ids_never_collide_with_chosen_ones_even_after_a_restart(tiny_engine, tmp_path):
     def start() -> Daemon:
-        config = load_config(
-            None,
-            {
-                "port": 0,
-                "reply_to": (),
-                "out": tmp_path / "out",
-                "state": tmp_path / "state",
-                "warmup": False,
-                "audio": False,
-            },
-        )
+        config = daemon_config(tmp_path)
         d = Daemon(config, engine=tiny_engine)
         d.start()
         return d

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from daemon.config import load_config
 from daemon.server import Daemon
 from musicldm_core.dsp import step_percentile
+from tests.support import daemon_config
 from tests.test_daemon import RawOsc
 
 BPM = 240.0  # one 4/4 bar = 1 s = 44100 samples: short tests
@@ -22,18 +22,8 @@ BEAT = BAR // 4
 
 @pytest.fixture
 def live_daemon(tiny_engine, tmp_path) -> Iterator[Daemon]:
-    config = load_config(
-        None,
-        {
-            "port": 0,
-            "reply_to": (),
-            "out": tmp_path / "out",
-            "state": tmp_path / "state",
-            "warmup": False,
-            "audio_file": tmp_path / "heard.wav",
-            "audio_rate": 44100,
-            "tempo": BPM,
-        },
+    config = daemon_config(
+        tmp_path, audio=True, audio_file=tmp_path / "heard.wav", audio_rate=44100, tempo=BPM
     )
     d = Daemon(config, engine=tiny_engine)
     d.start()
@@ -138,17 +128,7 @@ def test_retrigger_never_goes_silent_and_replacement_crossfades(live_daemon):
 
 
 def test_playback_requests_without_audio_say_why(tiny_engine, tmp_path):
-    config = load_config(
-        None,
-        {
-            "port": 0,
-            "reply_to": (),
-            "out": tmp_path / "o",
-            "state": tmp_path / "s",
-            "warmup": False,
-            "audio": False,
-        },
-    )
+    config = daemon_config(tmp_path)
     d = Daemon(config, engine=tiny_engine)
     d.start()
     osc = RawOsc(d.address)
@@ -169,16 +149,7 @@ def test_no_sound_card_keeps_the_daemon_serving(tiny_engine, tmp_path):
 
     if probe() is None:
         pytest.skip("this machine has a sound card")
-    config = load_config(
-        None,
-        {
-            "port": 0,
-            "reply_to": (),
-            "out": tmp_path / "o",
-            "state": tmp_path / "s",
-            "warmup": False,
-        },
-    )
+    config = daemon_config(tmp_path, audio=True)  # the default: open the sound card
     d = Daemon(config, engine=tiny_engine)
     d.start()
     try:
@@ -243,18 +214,7 @@ def test_link_without_its_package_says_so_and_serves(tiny_engine, tmp_path):
 
     if link_probe() is None:
         pytest.skip("aalink is installed here")
-    config = load_config(
-        None,
-        {
-            "port": 0,
-            "reply_to": (),
-            "out": tmp_path / "o",
-            "state": tmp_path / "s",
-            "warmup": False,
-            "audio": False,
-            "link": True,
-        },
-    )
+    config = daemon_config(tmp_path, link=True)
     d = Daemon(config, engine=tiny_engine)
     d.start()
     try:

@@ -31,6 +31,7 @@ from pythonosc.osc_packet import OscPacket
 
 from daemon.config import load_config
 from daemon.protocol import ADDRESSES, GENERATE_OPTIONS, REPLIES, parse
+from tests.support import daemon_config
 
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
 MAXPAT = CLIENTS / "max" / "musicldm.maxpat"
@@ -629,17 +630,7 @@ def test_pd_patch_renders_a_clip_and_loads_it_headless(tiny_engine, tmp_path):
     pd_port = _free_udp_port()
     watcher = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     watcher.bind(("127.0.0.1", 0))
-    config = load_config(
-        None,
-        {
-            "port": 0,
-            "reply_to": (("127.0.0.1", pd_port), watcher.getsockname()),
-            "out": tmp_path / "out",
-            "state": tmp_path / "state",
-            "warmup": False,
-            "audio": False,
-        },
-    )
+    config = daemon_config(tmp_path, reply_to=(("127.0.0.1", pd_port), watcher.getsockname()))
     daemon = Daemon(config, engine=tiny_engine)
     daemon.start()
     patch = tmp_path / "musicldm.pd"
