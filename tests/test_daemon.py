@@ -443,3 +443,22 @@ def test_serve_help_lists_its_flags(capsys):
     out = capsys.readouterr().out
     for flag in ("--port", "--reply-to", "--audio-file", "--midi-port", "--compile", "--link"):
         assert flag in out
+
+
+def test_every_oscsend_line_in_the_docs_has_one_type_per_value():
+    """liblo's oscsend silently drops values beyond its type string: keep the examples whole."""
+    import shlex
+
+    root = Path(__file__).resolve().parents[1]
+    checked = 0
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for line in doc.read_text().splitlines():
+            command = line.strip().strip("`")
+            if not command.startswith("oscsend ") or "ADDRESS" in command:
+                continue
+            words = shlex.split(command.split(" #")[0])
+            if len(words) > 4:
+                types, values = words[4], words[5:]
+                assert len(types) == len(values), f"{doc.name}: {command}"
+                checked += 1
+    assert checked >= 10
