@@ -23,7 +23,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,8 +75,11 @@ class SlotState:
     ahead: int = 1
     ready: deque[Take] = field(default_factory=deque)
     last: Take | None = None
-    pending: list[float | None] = field(default_factory=list)
-    """The tempo of each take being rendered for this slot."""
+    pending: dict[int | str, float | None] = field(default_factory=dict)
+    """Job id → tempo of each take being rendered for this slot."""
+    made: int = 0
+    """Takes asked for so far: with a fixed ``seed``, take n uses seed + n (a new take each
+    time, the same sequence every set)."""
     late_due: int | None = None
     quantize: str = "bar"
     loop: bool = True
@@ -104,6 +107,7 @@ class Live:
         self._expect_late: dict[object, int] = {}
         self.external_tempo = False
         self._origins: dict[int, tuple[tuple[str, int], ...]] = {}
+        self._slot_jobs: set[int | str] = set()  # every job id this module asked for
         self._sounding: set[int] = set()  # slots the mixer reported playing (event thread)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="live-events", daemon=True)
@@ -152,6 +156,11 @@ class Live:
                 slot.gate = bool(gate)
             if changed:
                 slot.ready.clear()  # old prompt's takes no longer belong here
+                slot.made = 0
+                outdated = set(slot.pending)
+                slot.pending.clear()
+                if outdated:
+                    self.daemon.cancel_jobs(lambda job: job.job_id in outdated)
             self._refill(index, slot)
 
     def _target_bpm(self, slot: SlotState) -> float | None:
@@ -176,12 +185,16 @@ class Live:
         for take in stale[:-1]:  # keep the newest stale take only
             slot.ready.remove(take)
         fresh = sum(self._fits(t.bpm, target) for t in slot.ready)
-        coming = sum(self._fits(bpm, target) for bpm in slot.pending)
+        coming = sum(self._fits(bpm, target) for bpm in slot.pending.values())
         while fresh + coming < slot.ahead:
             job_id = f"slot{index}.{next(self._job_numbers)}"
             spec = self.daemon.build_spec(slot.prompt, slot.options)
+            # a fixed seed gives seed, seed + 1, ... (random seeds stay random)
+            spec = replace(spec, seed=(int(spec.seed or 0) + slot.made) % 2**31)
             self.daemon.submit(job_id, spec, priority="normal", origin=slot.origin, slot=index)
-            slot.pending.append(None if spec.seconds is not None else spec.bpm)
+            self._slot_jobs.add(job_id)
+            slot.made += 1
+            slot.pending[job_id] = None if spec.seconds is not None else spec.bpm
             coming += 1
 
     def trigger(
@@ -337,11 +350,10 @@ class Live:
             return
         with self._lock:
             slot = self._slot(job.slot)
+            if job.job_id in self._slot_jobs and job.job_id not in slot.pending:
+                return  # rendered for a prompt the slot no longer has
             if clip.rank == 0:
-                if bpm in slot.pending:
-                    slot.pending.remove(bpm)
-                elif slot.pending:
-                    slot.pending.pop(0)
+                slot.pending.pop(job.job_id, None)
             waiting = (slot.late_due is not None or slot.follow) and self._fits(
                 bpm, self._target_bpm(slot)
             )

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -500,11 +500,17 @@ class Daemon:
 
     def _on_cancel(self, request: Any, sender: Address) -> None:
         target = request.job_id
-        assert self.journal is not None
 
         def matches(job: Job) -> bool:
             return target is None or job.job_id == target
 
+        if not self.cancel_jobs(matches) and target is not None:
+            raise NotFound(f"no queued or running job has id {target!r}")
+
+    def cancel_jobs(self, matches: Callable[[Job], bool]) -> int:
+        """Cancel the queued and running jobs ``matches`` picks; each ends in one
+        ``/fail … cancelled``. Returns how many were found."""
+        assert self.journal is not None
         removed = self.queue.remove(matches)
         for job in removed:
             if job.finish():
@@ -518,8 +524,7 @@ class Daemon:
         running = [j for j in (self.worker.running if self.worker else []) if matches(j)]
         for job in running:
             job.cancel_requested.set()  # the worker sends the fail when the engine stops
-        if not removed and not running and target is not None:
-            raise NotFound(f"no queued or running job has id {target!r}")
+        return len(removed) + len(running)
 
     def _need_live(self, address: str) -> Any:
         if self.live is None:

@@ -266,3 +266,26 @@ def test_a_tempo_change_renders_fresh_takes_and_the_playing_slot_follows(live_da
         assert playing(events)[0][0] == 4 and "200bpm" in playing(events)[0][1]
     finally:
         osc.close()
+
+
+def test_a_slot_with_a_seed_renders_new_takes_and_a_new_prompt_drops_the_old_work(live_daemon):
+    osc = RawOsc(live_daemon.address)
+    try:
+        osc.send("/musicldm/slot", 5, "seeded", "bars", 1, "steps", 3, "seed", 40, "ahead", 2)
+        events = _until(osc, lambda e: len([a for a, _ in e if a == "/musicldm/done"]) >= 2)
+        seeds = sorted(args[5] for a, args in events if a == "/musicldm/done")
+        assert seeds == [40, 41]  # take n of a seeded slot uses seed + n: new audio each time
+        # keep the worker busy, redefine the slot while its replacement waits in the queue
+        osc.send("/musicldm/generate", "busy", "bars", 4, "steps", 60, "priority", "live")
+        osc.wait_for("/musicldm/started", 10)
+        osc.send("/musicldm/trigger", 5)
+        osc.send("/musicldm/slot", 5, "something else", "bars", 1, "steps", 3, "seed", 7)
+        events = _until(
+            osc, lambda e: any(a == "/musicldm/done" and "something" in args[1] for a, args in e)
+        )
+        fails = [args for a, args in events if a == "/musicldm/fail"]
+        assert fails and all(f[1] == "cancelled" for f in fails)  # the old prompt's queued take
+        slot = live_daemon.live.slots[5]
+        assert all("something" in t.path for t in slot.ready)
+    finally:
+        osc.close()
