@@ -31,7 +31,6 @@ import torch
 from musicldm_core.engine import Engine, RenderItem
 from musicldm_core.loading import quiet_libraries
 from musicldm_core.render import plan_clip, render_batch, resolve_seed, save_clip
-from musicldm_core.schedulers import make_scheduler
 from musicldm_core.spec import PRESETS, ClipSpec
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -58,22 +57,9 @@ def timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> tuple[fl
 
 def reference_vs_engine(engine: Engine, *, bars: int, steps: int, repeats: int) -> dict[str, Any]:
     """(a) diffusers' MusicLDMPipeline fed precomputed embeddings vs the engine, same settings."""
-    import diffusers
-
-    pipeline_class = getattr(diffusers, "MusicLDMPipeline", None)
-    if pipeline_class is None:
+    pipe = engine.reference_pipeline("ddim")
+    if pipe is None:
         return {"skipped": "diffusers no longer ships MusicLDMPipeline"}
-    c = engine.components
-    pipe = pipeline_class(
-        vae=c.vae,
-        text_encoder=c.text_encoder,
-        tokenizer=c.tokenizer,
-        feature_extractor=c.feature_extractor,
-        unet=c.unet,
-        scheduler=make_scheduler("ddim", c.scheduler_config),
-        vocoder=c.vocoder,
-    )
-    pipe.set_progress_bar_config(disable=True)
     seconds = bars * 4 * 60 / 120
     frames = plan_clip(ClipSpec(PROMPT, bars=bars, loop=False, sample_rate=16000)).frames
     positive = engine.encode_text([PROMPT])

@@ -364,6 +364,14 @@ def encode_message(address: str, args: Iterable[Any]) -> bytes:
         raise ClientError(f"cannot encode {address} {list(args)!r}: {exc}") from exc
 
 
+def _stop_args(index: int | None, quantize: str | None) -> list[Any]:
+    """``/musicldm/stop`` arguments: ``[index] [quantize q]``."""
+    args: list[Any] = [] if index is None else [index]
+    if quantize is not None:
+        args += ["quantize", quantize]
+    return args
+
+
 def _option_args(options: Mapping[str, Any]) -> list[Any]:
     """``key value`` pairs for the wire, in the given order; ``None`` values are left out."""
     pairs: list[Any] = []
@@ -1120,10 +1128,7 @@ class Client:
         self, index: int | None = None, quantize: str | None = None, *, confirm: bool = True
     ) -> None:
         """Stop slot ``index`` (None: everything) at the ``quantize`` point (none/beat/bar)."""
-        args: list[Any] = [] if index is None else [index]
-        if quantize is not None:
-            args += ["quantize", quantize]
-        self._command(PREFIX + "stop", args, confirm)
+        self._command(PREFIX + "stop", _stop_args(index, quantize), confirm)
 
     def tempo(self, bpm: float, *, confirm: bool = True) -> None:
         """Set the internal clock's tempo in BPM (20-400)."""
@@ -1598,10 +1603,7 @@ class AsyncClient:
         self, index: int | None = None, quantize: str | None = None, *, confirm: bool = True
     ) -> None:
         """Stop one slot or everything; as :meth:`Client.stop`."""
-        args: list[Any] = [] if index is None else [index]
-        if quantize is not None:
-            args += ["quantize", quantize]
-        await self._command(PREFIX + "stop", args, confirm)
+        await self._command(PREFIX + "stop", _stop_args(index, quantize), confirm)
 
     async def tempo(self, bpm: float, *, confirm: bool = True) -> None:
         """Set the internal clock's tempo; as :meth:`Client.tempo`."""

@@ -248,7 +248,6 @@ class Mixer:
         self.callbacks = 0
         self.phase_corrections = 0
         """How often :meth:`align_phase` moved the grid."""
-        self._callback_clock = time.monotonic()
         """Buffers rendered."""
         self.underruns = 0
         """Callbacks whose ``status`` reported a problem (e.g. PortAudio output underflow)."""
@@ -405,7 +404,6 @@ class Mixer:
         the safety limiter, copies the mono mix to every channel, and advances :attr:`position`.
         """
         started = time.perf_counter()
-        self._callback_clock = time.monotonic()
         if status:
             self.underruns += 1
         t0 = self.position
@@ -560,7 +558,8 @@ class Mixer:
         if not grid.running:
             return
         bar = grid.beats_per_bar
-        wanted = phase + (self._callback_clock - read_at) * grid.bpm / 60.0
+        # commands are applied first thing in the callback: now is the buffer's start
+        wanted = phase + (time.monotonic() - read_at) * grid.bpm / 60.0
         current = grid.exact_beat_at(t0)
         shift = (wanted - float(current)) % bar
         if shift > bar / 2:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from clients.client import FAIL_CODES  # one list for both ends of the wire
 from musicldm_core.errors import BadRequest, MusicLDMError
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
@@ -115,18 +116,6 @@ MAX_ID_CHARS = 256
 
 _PRESET_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
-FAIL_CODES = (
-    "bad_request",
-    "unknown_address",
-    "queue_full",
-    "cancelled",
-    "out_of_memory",
-    "model_error",
-    "io_error",
-    "shutting_down",
-    "not_found",
-)
-"""The stable failure codes a ``/musicldm/fail`` reply may carry (its message is for humans)."""
 
 STATUS_KEYS = ("queued", "running", "device", "model", "bpm", "voices", "version")
 """Keys every ``/musicldm/status.reply`` carries at least."""

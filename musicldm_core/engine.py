@@ -379,6 +379,27 @@ class Engine:
         elif self.device.type == "mps":
             torch.mps.empty_cache()
 
+    def reference_pipeline(self, scheduler: str = "ddim") -> Any:
+        """diffusers' (deprecated) ``MusicLDMPipeline`` over these same components, to compare
+        against (tests, benchmarks); None where diffusers no longer ships it."""
+        import diffusers
+
+        pipeline_class = getattr(diffusers, "MusicLDMPipeline", None)
+        if pipeline_class is None:
+            return None
+        c = self.components
+        pipe = pipeline_class(
+            vae=c.vae,
+            text_encoder=c.text_encoder,
+            tokenizer=c.tokenizer,
+            feature_extractor=c.feature_extractor,
+            unet=c.unet,
+            scheduler=make_scheduler(scheduler, c.scheduler_config),
+            vocoder=c.vocoder,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
     def compile(self, *, mode: str | None = None) -> None:
         """Compile the UNet with ``torch.compile`` (optional fast path; off by default).
 

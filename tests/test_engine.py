@@ -12,28 +12,15 @@ import torch
 from musicldm_core.engine import Engine, RenderItem
 from musicldm_core.errors import Cancelled, ModelError, WeightsNotFound
 from musicldm_core.loading import load_components, resolve_source
-from musicldm_core.schedulers import make_scheduler
 from musicldm_core.spec import DEFAULT_NEGATIVE_PROMPT, SCHEDULER_NAMES
 
 PROMPTS = ["warm lofi piano", "dark techno, 909 drums"]
 
 
 def _reference_pipeline(engine: Engine, scheduler: str):
-    diffusers = pytest.importorskip("diffusers")
-    pipeline_class = getattr(diffusers, "MusicLDMPipeline", None)
-    if pipeline_class is None:
+    pipe = engine.reference_pipeline(scheduler)
+    if pipe is None:
         pytest.skip("this diffusers no longer ships MusicLDMPipeline: nothing to compare against")
-    c = engine.components
-    pipe = pipeline_class(
-        vae=c.vae,
-        text_encoder=c.text_encoder,
-        tokenizer=c.tokenizer,
-        feature_extractor=c.feature_extractor,
-        unet=c.unet,
-        scheduler=make_scheduler(scheduler, c.scheduler_config),
-        vocoder=c.vocoder,
-    )
-    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
