@@ -2,11 +2,11 @@
 
     python benchmarks/callback_cost.py
 
-Drives :meth:`daemon.player.Mixer.callback` directly (as PortAudio's thread would) at 48 kHz
+Drives :meth:`daemon.live.player.Mixer.callback` directly (as PortAudio's thread would) at 48 kHz
 stereo with 1, 8 and 32 looping voices, at 512- and 128-frame buffers. Every 100 buffers all
 the slots get a new clip (quantize ``none``), so the figures include crossfades (twice the voices
 for 10 ms) and the limiter riding a loud mix. Each figure is the callback's own
-``time.perf_counter`` measurement (:attr:`~daemon.player.Mixer.last_callback_seconds`), given as
+``time.perf_counter`` measurement (``Mixer.last_callback_seconds``), given as
 a percentage of the buffer's duration: what is left for everything else before an underrun.
 Prints a table and writes ``benchmarks/results/callback_cost.json``. Runs in a few seconds.
 """
@@ -26,7 +26,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.player import Mixer
+from daemon.live.player import Mixer
 
 RATE = 48000
 CHANNELS = 2

@@ -129,8 +129,8 @@ def daemon_overhead(
     """(c) OSC request → /done vs the engine's own render time; (d) throughput concurrent vs
     sequential, through a real daemon on loopback."""
     from clients.client import Client
+    from daemon.app.daemon import Daemon, OptionValues
     from daemon.config import load_config
-    from daemon.server import Daemon, OptionValues
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(

@@ -2,7 +2,7 @@
 ``audio-devices``.
 
 ``render`` makes clips straight from the shell without a daemon; ``serve`` starts the daemon
-(see :mod:`daemon.server`). Errors end with ``error: <message>`` on stderr and a non-zero status:
+(:mod:`daemon.app.daemon`). Errors end with ``error: <message>`` on stderr and a non-zero status:
 2 for bad input, 3 for model trouble, 4 for output trouble, 1 otherwise.
 """
 
@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from daemon import __version__
+from daemon.cli_options import add_model_options
 from musicldm_core.errors import BadRequest, ModelError, MusicLDMError, OutputError
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
@@ -24,9 +26,6 @@ from musicldm_core.spec import (
     SCHEDULER_NAMES,
     ClipSpec,
 )
-
-from . import __version__
-from .cli_options import add_model_options
 
 __all__ = ["main"]
 
@@ -177,19 +176,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet_libraries()
             return _render(args)
         if args.command == "serve":
-            from .server import serve_main
+            from daemon.app.daemon import serve_main
 
             return serve_main(extra)
         if args.command == "clips":
-            from .server import clips_main
+            from daemon.app.daemon import clips_main
 
             return clips_main(args)
         if args.command == "midi-ports":
-            from .server import midi_ports_main
+            from daemon.app.daemon import midi_ports_main
 
             return midi_ports_main()
         if args.command == "audio-devices":
-            from .server import audio_devices_main
+            from daemon.app.daemon import audio_devices_main
 
             return audio_devices_main()
     except MusicLDMError as exc:

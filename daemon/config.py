@@ -29,6 +29,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from daemon.live.midi import CCMapping, parse_cc_map
+from daemon.wire.requests import GENERATE_OPTIONS, PLAYBACK_OPTIONS, check_option
 from musicldm_core.errors import BadRequest
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
@@ -45,9 +47,6 @@ from musicldm_core.spec import (
     check_int,
     check_number,
 )
-
-from .midi import CCMapping, parse_cc_map
-from .protocol import GENERATE_OPTIONS, PLAYBACK_OPTIONS, check_option
 
 if sys.version_info >= (3, 11):
     import tomllib

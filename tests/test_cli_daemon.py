@@ -13,7 +13,7 @@ import soundfile as sf
 
 from clients import cli
 from clients.client import Client, JobFailed
-from daemon.server import Daemon
+from daemon.app.daemon import Daemon
 from tests.support import daemon_config
 
 

@@ -17,7 +17,7 @@ from daemon.config import (
     load_config,
     parse_host_port,
 )
-from daemon.midi import CCMapping
+from daemon.live.midi import CCMapping
 from musicldm_core.errors import BadRequest
 from musicldm_core.spec import DEFAULT_MAX_SECONDS, PRESETS, Preset
 

@@ -16,7 +16,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from clients.client import Client, JobFailed
-from daemon.server import Daemon
+from daemon.app.daemon import Daemon
 from musicldm_core.wavfile import read_clip_info
 from tests.support import daemon_config
 

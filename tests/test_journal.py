@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import SCHEMA_VERSION, ClipRecord, Journal
+from daemon.jobs.journal import SCHEMA_VERSION, ClipRecord, Journal
 from musicldm_core.errors import OutputError
 
 REQUEST = {
@@ -143,7 +143,7 @@ def test_an_added_job_survives_a_crash(tmp_path: Path) -> None:
         f"""
         import os
         from pathlib import Path
-        from daemon.journal import Journal
+        from daemon.jobs.journal import Journal
         journal = Journal(Path({str(path)!r}))
         journal.add(41, {{"prompt": "x"}}, "normal")
         journal.add("forty-two", {{"prompt": "y"}}, "live")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from daemon.server import Daemon
+from daemon.app.daemon import Daemon
 from musicldm_core.dsp import step_percentile
 from tests.support import daemon_config
 from tests.test_daemon import RawOsc
@@ -145,7 +145,7 @@ def test_playback_requests_without_audio_say_why(tiny_engine, tmp_path):
 
 def test_no_sound_card_keeps_the_daemon_serving(tiny_engine, tmp_path):
     """On this machine PortAudio sees no device: the daemon says so and serves files."""
-    from daemon.audio_out import probe
+    from daemon.live.audio_out import probe
 
     if probe() is None:
         pytest.skip("this machine has a sound card")
@@ -162,8 +162,8 @@ def test_no_sound_card_keeps_the_daemon_serving(tiny_engine, tmp_path):
 def test_midi_bridge_drives_the_daemon(live_daemon):
     import mido
 
-    from daemon.live import MidiBridge
-    from daemon.midi import CCMapping, MidiControl
+    from daemon.live.midi import CCMapping, MidiControl
+    from daemon.live.slots import MidiBridge
 
     control = MidiControl(
         MidiBridge(live_daemon, live_daemon.live), cc_map={1: CCMapping("guidance", 1, 8)}
@@ -186,8 +186,8 @@ def test_midi_bridge_drives_the_daemon(live_daemon):
 def test_gate_slots_stop_on_note_off_and_others_play_on(live_daemon):
     import mido
 
-    from daemon.live import MidiBridge
-    from daemon.midi import MidiControl
+    from daemon.live.midi import MidiControl
+    from daemon.live.slots import MidiBridge
 
     control = MidiControl(MidiBridge(live_daemon, live_daemon.live), base_note=36)
     osc = RawOsc(live_daemon.address)
@@ -210,7 +210,7 @@ def test_gate_slots_stop_on_note_off_and_others_play_on(live_daemon):
 
 
 def test_link_without_its_package_says_so_and_serves(tiny_engine, tmp_path):
-    from daemon.midi import link_probe
+    from daemon.live.midi import link_probe
 
     if link_probe() is None:
         pytest.skip("aalink is installed here")

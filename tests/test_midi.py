@@ -14,7 +14,7 @@ from typing import Any
 import mido
 import pytest
 
-from daemon.midi import (
+from daemon.live.midi import (
     TICKS_PER_BEAT,
     CCMapping,
     ClockFollower,
@@ -697,7 +697,7 @@ def test_link_follower_sends_the_bar_phase_with_its_reading_time() -> None:
 
 
 def test_module_imports_fast_without_torch_or_numpy() -> None:
-    code = "import sys, daemon.midi; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    code = "import sys, daemon.live.midi; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

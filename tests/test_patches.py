@@ -30,7 +30,7 @@ import soundfile as sf
 from pythonosc.osc_packet import OscPacket
 
 from daemon.config import load_config
-from daemon.protocol import ADDRESSES, GENERATE_OPTIONS, REPLIES, parse
+from daemon.wire.requests import ADDRESSES, GENERATE_OPTIONS, REPLIES, parse
 from tests.support import daemon_config
 
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
@@ -624,7 +624,7 @@ def _wait_for_osc(sock: socket.socket, address: str, seconds: float) -> list[Any
     reason="Pure Data is not installed (the `pd` binary; Debian: apt-get install puredata-core)",
 )
 def test_pd_patch_renders_a_clip_and_loads_it_headless(tiny_engine, tmp_path):
-    from daemon.server import Daemon
+    from daemon.app.daemon import Daemon
     from musicldm_core.wavfile import read_clip_info
 
     pd_port = _free_udp_port()

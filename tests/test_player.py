@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from daemon import audio_out
-from daemon.audio_out import (
+from daemon.live import audio_out
+from daemon.live.audio_out import (
     AudioUnavailable,
     FileOutput,
     NullOutput,
@@ -31,7 +31,7 @@ from daemon.audio_out import (
     open_output,
     probe,
 )
-from daemon.player import Mixer
+from daemon.live.player import Mixer
 from musicldm_core.dsp import step_percentile
 
 RATE = 44100

@@ -1,4 +1,4 @@
-"""Unit tests of daemon.protocol: OSC messages to typed requests, and the tables behind the docs.
+"""Unit tests of daemon.wire.requests: OSC messages to typed requests, tables behind the docs.
 
 Pure functions only: no sockets, no model. The option tests are generated from the protocol's own
 tables, so a new option is tested (or the coverage test fails) without editing this file's cases.
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from daemon import errors as daemon_errors
-from daemon import protocol
 from daemon.errors import UnknownAddress
-from daemon.protocol import (
+from daemon.wire import requests as protocol
+from daemon.wire.requests import (
     ADDRESSES,
     FAIL_CODES,
     GENERATE_OPTIONS,

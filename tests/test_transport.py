@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from daemon.transport import Transport
+from daemon.live.transport import Transport
 from musicldm_core.beats import beat_samples
 
 

@@ -9,7 +9,7 @@ the contract itself is ``docs/osc.md``, and the tables here (:data:`ADDRESSES`, 
 :data:`GENERATE_OPTIONS`, :data:`PLAYBACK_OPTIONS`, :data:`FAIL_CODES`) are what the tests check
 that page against.
 
-Called from the OSC thread (:meth:`daemon.server.Daemon.handle`); pure functions, no I/O, no
+Called from the OSC thread (:meth:`daemon.app.daemon.Daemon.handle`); pure functions, no I/O, no
 torch, safe from any thread.
 
 Shapes worth knowing:
@@ -35,6 +35,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from clients.client import FAIL_CODES  # one list for both ends of the wire
+from daemon.errors import UnknownAddress
 from musicldm_core.errors import BadRequest, MusicLDMError
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
@@ -47,8 +48,6 @@ from musicldm_core.spec import (
     check_number,
     check_prompt,
 )
-
-from .errors import UnknownAddress
 
 __all__ = [
     "ADDRESSES",

@@ -19,9 +19,8 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
+from daemon.errors import QueueFull, ShuttingDown
 from musicldm_core.spec import ClipSpec
-
-from .errors import QueueFull, ShuttingDown
 
 __all__ = ["PRIORITIES", "Job", "JobQueue"]
 

@@ -9,7 +9,7 @@ Threads:
 * the worker thread calls :meth:`Live.on_clip` when a take is written: the clip is resampled to
   the device rate there, off the audio thread, and parked in its slot;
 * one event thread of this module drains the mixer's events and sends the replies;
-* the audio callback (:class:`daemon.player.Mixer`) only mixes.
+* the audio callback (:class:`daemon.live.player.Mixer`) only mixes.
 
 A slot keeps ``ahead`` takes rendered (at ``normal`` priority, below ``live`` work). A trigger
 launches the next ready take at the quantize point and asks for a replacement; with none ready,
@@ -33,12 +33,11 @@ from musicldm_core.dsp import resample
 from musicldm_core.errors import BadRequest, NotFound
 
 if TYPE_CHECKING:
+    from daemon.app.daemon import Daemon
+    from daemon.jobs.queue import Job
+    from daemon.live.audio_out import AudioOutput
+    from daemon.live.player import Mixer
     from musicldm_core.render import Clip
-
-    from .audio_out import AudioOutput
-    from .jobs import Job
-    from .player import Mixer
-    from .server import Daemon
 
 __all__ = ["PLAY_SLOTS", "Live", "MidiBridge"]
 
@@ -91,7 +90,7 @@ class SlotState:
 
 
 class Live:
-    """Slots, triggers and playback events on top of a :class:`~daemon.player.Mixer`."""
+    """Slots, triggers and playback events on top of a :class:`~daemon.live.player.Mixer`."""
 
     def __init__(
         self, daemon: Daemon, mixer: Mixer, output: AudioOutput, *, device_rate: int
@@ -413,7 +412,7 @@ class Live:
 
 
 class MidiBridge:
-    """What MIDI does (see :class:`daemon.midi.MidiActions`), on top of :class:`Live`."""
+    """What MIDI does (see :class:`daemon.live.midi.MidiActions`), on top of :class:`Live`."""
 
     def __init__(self, daemon: Daemon, live: Live | None) -> None:
         self.daemon = daemon

@@ -1,4 +1,4 @@
-"""Audio outputs: what pulls :meth:`daemon.player.Mixer.callback`, buffer after buffer.
+"""Audio outputs: what pulls :meth:`daemon.live.player.Mixer.callback`, buffer after buffer.
 
 * :class:`SoundDeviceOutput` — a PortAudio stream (``sounddevice.OutputStream``) whose own audio
   thread calls the mixer's callback. Opening it without a usable device raises
@@ -13,7 +13,7 @@
 
 All of them have ``start()``, ``stop()`` and ``describe()`` and work as context managers
 (``with`` starts and stops). They are started and stopped by the daemon's main thread. The
-mixer's rate is the stream's rate: build the :class:`~daemon.player.Mixer` at
+mixer's rate is the stream's rate: build the :class:`~daemon.live.player.Mixer` at
 :func:`device_rate` for a sound card.
 
 :func:`list_devices` and :func:`probe` answer "what could play here?" without raising, for
@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import numpy as np
 import soundfile
 
-from .player import Mixer
+from daemon.live.player import Mixer
 
 __all__ = [
     "AudioOutput",
@@ -339,7 +339,7 @@ def list_devices() -> list[str]:
 
 def device_rate(device: int | str | None = None) -> int:
     """The default sample rate (Hz) of the output ``device`` (index, name substring, or the
-    default output): build the :class:`~daemon.player.Mixer` at this rate. Raises
+    default output): build the :class:`~daemon.live.player.Mixer` at this rate. Raises
     :class:`AudioUnavailable`."""
     _, info = _resolve_device(_import_sounddevice(), device)
     return round(float(info["default_samplerate"]))

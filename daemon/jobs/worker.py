@@ -1,6 +1,6 @@
 """The worker thread: the one owner of the engine (and so of the GPU).
 
-It takes the most urgent job from the :class:`~daemon.jobs.JobQueue`, gathers queued jobs it can
+It takes the most urgent job from the job queue, gathers queued jobs it can
 render in the same UNet batch (same length, steps, sampler and guidance mode, same priority),
 renders them, writes each take into the output folder, records it in the library and reports
 through :class:`JobEvents` — ``started``, ``progress`` (throttled), then one ``done`` or
@@ -22,16 +22,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from daemon.jobs.queue import Job, JobQueue
 from musicldm_core.errors import Cancelled, ModelError, MusicLDMError
 from musicldm_core.render import Clip, batch_key, plan_clip, render_batch, save_clip
 
-from .jobs import Job, JobQueue
-
 if TYPE_CHECKING:
+    from daemon.jobs.delivery import Delivery
+    from daemon.jobs.journal import Journal
     from musicldm_core.engine import Engine
-
-    from .delivery import Delivery
-    from .journal import Journal
 
 __all__ = ["JobEvents", "Worker"]
 
@@ -221,7 +219,7 @@ class Worker:
 
 
 def _record(job: Job, clip: Clip, render_seconds: float) -> ClipRecord:
-    from .journal import ClipRecord
+    from daemon.jobs.journal import ClipRecord
 
     spec = clip.spec
     return ClipRecord(
@@ -242,4 +240,4 @@ def _record(job: Job, clip: Clip, render_seconds: float) -> ClipRecord:
 
 
 if TYPE_CHECKING:
-    from .journal import ClipRecord
+    from daemon.jobs.journal import ClipRecord

@@ -2,7 +2,7 @@
 
 A :class:`Transport` maps output-stream sample positions (samples since the stream started, at
 the device rate) to beats and back, and finds the next beat or bar line at which a clip may
-launch. The audio callback owns it: :class:`daemon.player.Mixer` applies tempo and transport
+launch. The audio callback owns it: :class:`daemon.live.player.Mixer` applies tempo and transport
 commands to it at the start of a buffer, inside the callback, and asks it for quantize points
 there. Nothing else calls its mutating methods.
 
@@ -164,7 +164,7 @@ class TempoGrid(NamedTuple):
 class Transport:
     """The clock of the output stream: tempo, meter, start/stop, quantize points.
 
-    Owned by the audio callback thread (the :class:`~daemon.player.Mixer` applies commands to it
+    Owned by the audio callback thread (the ``Mixer`` applies commands to it
     inside its callback); other threads read only :attr:`grid`, an immutable snapshot.
 
     Args:

@@ -6,7 +6,7 @@ Threads:
   :meth:`~Mixer.set_tempo`, :meth:`~Mixer.transport`, :meth:`~Mixer.set_master_gain` and
   :meth:`~Mixer.set_slot_gain`. They validate their arguments in that thread and append one
   command tuple to a ``deque``; they never wait for the audio thread.
-* **The audio callback thread** (PortAudio's, or a :class:`daemon.audio_out.FileOutput` thread)
+* **The audio callback thread** (PortAudio's, or a :class:`daemon.live.audio_out.FileOutput` thread)
   calls :meth:`Mixer.callback`. Only it touches voice state and the :class:`Transport`. At the
   start of each buffer it applies the pending commands, computing each quantize point from the
   transport as the next beat or bar line at or after the buffer's first sample, so a launch or
@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .transport import QUANTIZE_MODES, TempoGrid, Transport
+from daemon.live.transport import QUANTIZE_MODES, TempoGrid, Transport
 
 __all__ = [
     "GIL_SAFE_FRAMES",

@@ -2,7 +2,7 @@
 
 :class:`Daemon` starts its parts in one place, in order (journal → engine → worker → recovery of
 journaled jobs → OSC), and stops them in the opposite order in a ``finally``. Its request
-handlers run on the OSC thread: they turn a typed request from :mod:`daemon.protocol` into a job
+handlers run on the OSC thread: they turn a typed request (:mod:`daemon.wire.requests`) into a job
 or an answer, and never wait on the model. Every :class:`~musicldm_core.errors.MusicLDMError` a
 handler raises becomes exactly one ``/musicldm/fail id code message`` here, and nowhere else.
 """
@@ -20,18 +20,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from daemon import __version__
+from daemon.cli_options import add_model_options
+from daemon.config import DaemonConfig, load_config
+from daemon.errors import QueueFull, ShuttingDown
+from daemon.jobs.delivery import Delivery
+from daemon.jobs.journal import Journal
+from daemon.jobs.queue import Job, JobQueue
+from daemon.wire import requests as protocol
+from daemon.wire.osc import Address, OscServer
 from musicldm_core.errors import BadRequest, MusicLDMError, NotFound
 from musicldm_core.render import Clip, resolve_seed
 from musicldm_core.spec import ClipSpec
-
-from . import __version__, protocol
-from .cli_options import add_model_options
-from .config import DaemonConfig, load_config
-from .delivery import Delivery
-from .errors import QueueFull, ShuttingDown
-from .jobs import Job, JobQueue
-from .journal import Journal
-from .osc import Address, OscServer
 
 __all__ = ["Daemon", "clips_main", "midi_ports_main", "serve_main"]
 
@@ -59,7 +59,7 @@ def spec_from_dict(data: dict[str, Any]) -> ClipSpec:
 
 
 class _Events:
-    """Turns the worker's reports into OSC replies (see :class:`daemon.worker.JobEvents`)."""
+    """Turns the worker's reports into OSC replies (see :class:`daemon.jobs.worker.JobEvents`)."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -118,7 +118,7 @@ class Daemon:
 
     def start(self) -> None:
         """Start every part, in order. On failure, whatever started is stopped again."""
-        from .worker import Worker
+        from daemon.jobs.worker import Worker
 
         try:
             self.config.state.mkdir(parents=True, exist_ok=True)
@@ -171,9 +171,14 @@ class Daemon:
 
     def _start_live(self) -> None:
         """Open the audio output and the mixer; without one, say why once and serve files."""
-        from .audio_out import AudioUnavailable, FileOutput, SoundDeviceOutput, device_rate
-        from .live import PLAY_SLOTS, SLOTS, Live
-        from .player import Mixer
+        from daemon.live.audio_out import (
+            AudioUnavailable,
+            FileOutput,
+            SoundDeviceOutput,
+            device_rate,
+        )
+        from daemon.live.player import Mixer
+        from daemon.live.slots import PLAY_SLOTS, SLOTS, Live
 
         config = self.config
         if not config.audio and config.audio_file is None:
@@ -207,8 +212,8 @@ class Daemon:
         sys.setswitchinterval(0.001)  # the audio callback must get the GIL back quickly
 
     def _start_midi(self) -> None:
-        from .live import MidiBridge
-        from .midi import LinkFollower, MidiControl, MidiInput, MidiUnavailable, probe
+        from daemon.live.midi import LinkFollower, MidiControl, MidiInput, MidiUnavailable, probe
+        from daemon.live.slots import MidiBridge
 
         config = self.config
         if config.link:
@@ -748,7 +753,7 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
-    from .config import parse_host_port
+    from daemon.config import parse_host_port
 
     overrides: dict[str, Any] = {
         "model": args.model,
@@ -830,14 +835,14 @@ def clips_main(args: argparse.Namespace) -> int:
 
 
 def _midi_cc(mapping: Any) -> Any:
-    from .midi import INTEGER_KEYS, CCMapping
+    from daemon.live.midi import INTEGER_KEYS, CCMapping
 
     return CCMapping(mapping.key, mapping.lo, mapping.hi, integer=mapping.key in INTEGER_KEYS)
 
 
 def midi_ports_main() -> int:
     """``musicldm-daemon midi-ports``: list MIDI input ports, or say why there are none."""
-    from .midi import list_inputs, probe
+    from daemon.live.midi import list_inputs, probe
 
     reason = probe()
     if reason:
@@ -853,7 +858,7 @@ def midi_ports_main() -> int:
 
 def audio_devices_main() -> int:
     """``musicldm-daemon audio-devices``: list audio outputs, or say why there are none."""
-    from .audio_out import list_devices, probe
+    from daemon.live.audio_out import list_devices, probe
 
     reason = probe()
     if reason:
