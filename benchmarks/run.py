@@ -129,8 +129,9 @@ def daemon_overhead(
     """(c) OSC request → /done vs the engine's own render time; (d) throughput concurrent vs
     sequential, through a real daemon on loopback."""
     from clients.client import Client
-    from daemon.app.daemon import Daemon, OptionValues
+    from daemon.app.daemon import Daemon
     from daemon.config import load_config
+    from daemon.wire.requests import GenerateOptions
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(
@@ -152,7 +153,7 @@ def daemon_overhead(
                 options = {"bars": bars, "bpm": 120, "steps": steps, "seed": 3}
                 client.generate(PROMPT, **options).wait()  # warm
                 # the engine alone, same job
-                spec = daemon.build_spec(PROMPT, OptionValues(options))
+                spec = daemon.build_spec(PROMPT, GenerateOptions(**options))
                 folder = Path(tmp) / "engine-only"
                 folder.mkdir()
 

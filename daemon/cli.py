@@ -1,25 +1,30 @@
 """The ``musicldm-daemon`` command line: ``serve`` (default), ``render``, ``clips``, ``midi-ports``,
 ``audio-devices``.
 
-``render`` makes clips straight from the shell without a daemon; ``serve`` starts the daemon
-(:mod:`daemon.app.daemon`). Errors end with ``error: <message>`` on stderr and a non-zero status:
-2 for bad input, 3 for model trouble, 4 for output trouble, 1 otherwise.
+Every argparse parser of the daemon lives here. ``render`` makes clips straight from the shell
+without a daemon; ``serve`` starts the daemon (:mod:`daemon.app.daemon`). Errors end with
+``error: <message>`` on stderr and a non-zero status: 2 for bad input, 3 for model trouble, 4 for
+output trouble, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from daemon import __version__
-from daemon.cli_options import add_model_options
+from daemon.config import DaemonConfig, load_config, parse_host_port
 from musicldm_core.errors import BadRequest, ModelError, MusicLDMError, OutputError
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
+    DEFAULT_MODEL,
     PRESETS,
     SAMPLE_FORMATS,
     SAMPLE_RATES,
@@ -27,7 +32,9 @@ from musicldm_core.spec import (
     ClipSpec,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "serve_parser"]
+
+log = logging.getLogger("daemon")
 
 EXIT_CODES = {BadRequest: 2, ModelError: 3, OutputError: 4}
 COMMANDS = ("serve", "render", "clips", "midi-ports", "audio-devices")
@@ -38,6 +45,17 @@ def default_out_dir() -> Path:
     from platformdirs import user_music_path
 
     return user_music_path() / "MusicLDM"
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--device`` and ``--dtype``."""
+    parser.add_argument(
+        "--model",
+        help="hub id (default ucsd-reach/musicldm), a local folder in the diffusers layout, "
+        "or a built-in test model: tiny, full-random",
+    )
+    parser.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    parser.add_argument("--dtype", help="fp16, bf16 or fp32 (default: fp16 on CUDA, else fp32)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,8 +140,8 @@ def _render(args: argparse.Namespace) -> int:
     from musicldm_core.engine import Engine
 
     if not args.quiet:
-        print(f"loading {args.model or 'ucsd-reach/musicldm'} ...", file=sys.stderr)
-    engine = Engine.load(args.model or "ucsd-reach/musicldm", device=args.device, dtype=args.dtype)
+        print(f"loading {args.model or DEFAULT_MODEL} ...", file=sys.stderr)
+    engine = Engine.load(args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype)
     plan = plan_clip(spec, model_rate=engine.model_rate, hop=engine.hop)
     bar = _progress_bar(args.quiet, spec)
 
@@ -159,6 +177,182 @@ def _progress_bar(quiet: bool, spec: ClipSpec) -> Any:
     return tqdm(total=spec.steps, desc="rendering", unit="step", file=sys.stderr, leave=False)
 
 
+def serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="musicldm-daemon serve", description="Run the daemon.")
+    parser.add_argument(
+        "--config", type=Path, help="TOML config file (every setting: docs/config.example.toml)"
+    )
+    add_model_options(parser)
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="UDP port (default 9000; 0 picks a free one)")
+    parser.add_argument(
+        "--reply-to",
+        action="append",
+        metavar="HOST:PORT",
+        help="also send every reply here (repeatable; default 127.0.0.1:9001)",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        metavar="CIDR",
+        help="accept packets from this network (repeatable; needed to bind a non-loopback host)",
+    )
+    parser.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
+    parser.add_argument("--state", type=Path, help="journal and library folder")
+    parser.add_argument("--tempo", type=float, help="initial tempo in BPM (default 120)")
+    parser.add_argument(
+        "--day-folders",
+        action="store_true",
+        default=None,
+        help="one subfolder per day in the output folder",
+    )
+    parser.add_argument("--max-batch", type=int, help="takes rendered together (default: auto)")
+    parser.add_argument("--no-audio", action="store_true", help="run without playback")
+    parser.add_argument(
+        "--audio-file",
+        type=Path,
+        metavar="PATH",
+        help="no sound card: write what would be heard to this WAV, in real time",
+    )
+    parser.add_argument("--audio-device", help="output device (name substring or index)")
+    parser.add_argument("--audio-rate", type=int, help="output sample rate (default: device's)")
+    parser.add_argument("--buffer", type=int, help="audio buffer in frames (default 512)")
+    parser.add_argument("--midi-port", help="MIDI input port (name substring)")
+    parser.add_argument(
+        "--midi-virtual",
+        action="store_true",
+        default=None,
+        help="open a virtual MIDI input named musicldm (where the system allows)",
+    )
+    parser.add_argument(
+        "--link",
+        action="store_true",
+        default=None,
+        help="follow an Ableton Link session's tempo (needs the [link] extra)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the UNet at start (slow start, faster renders; CUDA graphs on a GPU)",
+    )
+    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up render")
+    parser.add_argument("--log-level", help="debug, info, warning or error")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> DaemonConfig:
+    overrides: dict[str, Any] = {
+        "model": args.model,
+        "device": args.device,
+        "dtype": args.dtype,
+        "host": args.host,
+        "port": args.port,
+        "out": args.out,
+        "state": args.state,
+        "tempo": args.tempo,
+        "day_folders": args.day_folders,
+        "max_batch": args.max_batch,
+        "log_level": args.log_level,
+    }
+    if args.reply_to:
+        overrides["reply_to"] = tuple(parse_host_port(t) for t in args.reply_to)
+    if args.allow:
+        overrides["allow"] = tuple(args.allow)
+    overrides.update(
+        audio_file=args.audio_file,
+        audio_device=args.audio_device,
+        audio_rate=args.audio_rate,
+        audio_buffer=args.buffer,
+        midi_port=args.midi_port,
+        midi_virtual=args.midi_virtual,
+        link=args.link,
+        compile=args.compile,
+    )
+    if args.no_audio:
+        overrides["audio"] = False
+    if args.no_warmup:
+        overrides["warmup"] = False
+    return load_config(args.config, overrides)
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    """``musicldm-daemon serve``: run until SIGINT or SIGTERM."""
+    args = serve_parser().parse_args(list(argv))
+    config = config_from_args(args)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    from daemon.app.daemon import Daemon
+
+    daemon = Daemon(config)
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        daemon.start()
+        while not stop_requested.wait(0.5):
+            pass
+    finally:
+        daemon.stop()
+        log.info("musicldm-daemon stopped")
+    return 0
+
+
+def clips_main(args: argparse.Namespace) -> int:
+    """``musicldm-daemon clips``: the most recent clips in the library."""
+    overrides = {"state": args.state}
+    config = load_config(args.config, overrides)
+    path = config.state / "journal.sqlite3"
+    if not path.exists():
+        print(f"no library yet at {path}", file=sys.stderr)
+        return 0
+    from daemon.jobs.journal import Journal
+
+    with Journal(path) as journal:
+        for record in journal.recent_clips(args.limit):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+            bars = f"{record.bars} bars" if record.bars else f"{record.seconds:.2f} s"
+            print(f"{when}  {record.bpm:g} BPM  {bars}  seed {record.seed}  {record.prompt!r}")
+            print(f"    {record.path}")
+    return 0
+
+
+def midi_ports_main() -> int:
+    """``musicldm-daemon midi-ports``: list MIDI input ports, or say why there are none."""
+    from daemon.live.midi import list_inputs, probe
+
+    reason = probe()
+    if reason:
+        print(f"MIDI is not available here: {reason}", file=sys.stderr)
+        return 1
+    names = list_inputs()
+    if not names:
+        print("no MIDI input ports found", file=sys.stderr)
+    for name in names:
+        print(name)
+    return 0
+
+
+def audio_devices_main() -> int:
+    """``musicldm-daemon audio-devices``: list audio outputs, or say why there are none."""
+    from daemon.live.audio_out import list_devices, probe
+
+    reason = probe()
+    if reason:
+        print(f"audio output is not available here: {reason}", file=sys.stderr)
+    for line in list_devices():
+        print(line)
+    return 0 if reason is None else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``musicldm-daemon``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -176,20 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             quiet_libraries()
             return _render(args)
         if args.command == "serve":
-            from daemon.app.daemon import serve_main
-
             return serve_main(extra)
         if args.command == "clips":
-            from daemon.app.daemon import clips_main
-
             return clips_main(args)
         if args.command == "midi-ports":
-            from daemon.app.daemon import midi_ports_main
-
             return midi_ports_main()
         if args.command == "audio-devices":
-            from daemon.app.daemon import audio_devices_main
-
             return audio_devices_main()
     except MusicLDMError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -30,9 +30,10 @@ from types import MappingProxyType
 from typing import Any
 
 from daemon.live.midi import CCMapping, parse_cc_map
-from daemon.wire.requests import GENERATE_OPTIONS, PLAYBACK_OPTIONS, check_option
+from daemon.wire.contract import GENERATE_OPTIONS, PLAYBACK_OPTIONS, check_option
 from musicldm_core.errors import BadRequest
 from musicldm_core.spec import (
+    DEFAULT_MODEL,
     DEFAULT_MAX_SECONDS,
     LIMITS,
     MAX_PROMPT_CHARS,
@@ -71,9 +72,6 @@ __all__ = [
 Address = tuple[str, int]
 """A UDP endpoint: (host, port)."""
 
-DEFAULT_MODEL = "ucsd-reach/musicldm"
-"""The hub id loaded when no model is configured (``musicldm_core.loading.DEFAULT_MODEL``;
-repeated here so that reading the config never imports torch)."""
 
 DTYPES = ("fp16", "bf16", "fp32")
 """Model dtypes; leave ``dtype`` out (or say ``auto``) for fp16 on CUDA, fp32 elsewhere."""

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .errors import ModelError, WeightsNotFound
+from .spec import DEFAULT_MODEL
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -36,7 +37,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "ucsd-reach/musicldm"
 
 _FOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "feature_extractor", "vocoder", "scheduler")
 _HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "tokenizer/*"]

@@ -16,6 +16,7 @@ from .errors import BadRequest
 
 __all__ = [
     "DEFAULT_MAX_SECONDS",
+    "DEFAULT_MODEL",
     "DEFAULT_NEGATIVE_PROMPT",
     "LIMITS",
     "MAX_PROMPT_CHARS",
@@ -32,6 +33,9 @@ __all__ = [
     "check_number",
     "check_prompt",
 ]
+
+DEFAULT_MODEL = "ucsd-reach/musicldm"
+"""The hub id loaded when no model is named (the MusicLDM checkpoint)."""
 
 DEFAULT_NEGATIVE_PROMPT = "low quality, average quality"
 """The negative prompt MusicLDM's authors recommend."""

@@ -30,7 +30,8 @@ import soundfile as sf
 from pythonosc.osc_packet import OscPacket
 
 from daemon.config import load_config
-from daemon.wire.requests import ADDRESSES, GENERATE_OPTIONS, REPLIES, parse
+from daemon.wire.contract import ADDRESSES, GENERATE_OPTIONS, REPLIES
+from daemon.wire.requests import parse
 from tests.support import daemon_config
 
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"

@@ -17,20 +17,23 @@ import pytest
 
 from daemon import errors as daemon_errors
 from daemon.errors import UnknownAddress
-from daemon.wire import requests as protocol
-from daemon.wire.requests import (
+from daemon.wire import contract
+from daemon.wire.contract import (
     ADDRESSES,
     FAIL_CODES,
     GENERATE_OPTIONS,
     PLAYBACK_OPTIONS,
     REPLIES,
     SLOT_OPTIONS,
+    Option,
+)
+from daemon.wire.requests import (
+    PARSERS,
     Cancel,
     Generate,
     GenerateOptions,
     Get,
     Notify,
-    Option,
     Ping,
     Play,
     PlaybackOptions,
@@ -355,7 +358,7 @@ def test_bad_generate_carries_its_id(args: list[Any], job_id: Any) -> None:
     error = bad(GEN, args)
     assert error.job_id == job_id  # type: ignore[attr-defined]
     assert type(error.job_id) is type(job_id)  # type: ignore[attr-defined]
-    assert protocol.fail_args_for(error, GEN) == [job_id, "bad_request", error.message]
+    assert contract.fail_for(error, GEN).args == [job_id, "bad_request", error.message]
 
 
 @pytest.mark.parametrize(
@@ -364,7 +367,7 @@ def test_bad_generate_carries_its_id(args: list[Any], job_id: Any) -> None:
 def test_bad_generate_without_a_readable_id_names_the_address(args: list[Any]) -> None:
     error = bad(GEN, args)
     assert getattr(error, "job_id", None) is None
-    assert protocol.fail_args_for(error, GEN)[0] == GEN
+    assert contract.fail_for(error, GEN).args[0] == GEN
 
 
 def test_bad_slot_carries_its_id() -> None:
@@ -377,7 +380,7 @@ def test_unknown_address() -> None:
         parse("/musicldm/nope", [])
     assert info.value.code == "unknown_address"
     assert "/musicldm/nope" in info.value.message
-    assert protocol.fail_args_for(info.value, "/musicldm/nope")[:2] == [
+    assert contract.fail_for(info.value, "/musicldm/nope").args[:2] == [
         "/musicldm/nope",
         "unknown_address",
     ]
@@ -392,7 +395,7 @@ def test_unknown_address() -> None:
     ("value", "expected"), [(3, 3), (3.0, 3), (-1.0, -1), ("3", "3"), ("take a", "take a")]
 )
 def test_normalize_id(value: Any, expected: Any) -> None:
-    got = protocol.normalize_id(value)
+    got = contract.normalize_id(value)
     assert got == expected
     assert type(got) is type(expected)
 
@@ -400,7 +403,7 @@ def test_normalize_id(value: Any, expected: Any) -> None:
 @pytest.mark.parametrize("value", [1.5, math.inf, math.nan, "", " ", True, None, b"x", 2**63])
 def test_normalize_id_refuses(value: Any) -> None:
     with pytest.raises(BadRequest) as info:
-        protocol.normalize_id(value)
+        contract.normalize_id(value)
     assert info.value.key == "id"
 
 
@@ -505,18 +508,24 @@ def test_set() -> None:
     assert parse("/musicldm/set", ["seconds", 45], max_seconds=60).value == 45.0
 
 
+def test_set_without_a_value_forgets_the_default() -> None:
+    assert parse("/musicldm/set", ["bars"]) == Set("bars", None)
+    assert parse("/musicldm/set", ["seed", ""]) == Set("seed", None)
+    assert parse("/musicldm/set", ["slot", ""]) == Set("slot", None)
+    assert "unknown option 'id'" in bad("/musicldm/set", ["id"]).message
+
+
 def test_set_refuses() -> None:
     assert bad("/musicldm/set", ["bars", 100]).message.startswith("bars must be an integer")
     assert "unknown option 'foo'" in bad("/musicldm/set", ["foo", 1]).message
     assert "unknown option 'id'" in bad("/musicldm/set", ["id", 1]).message
     assert "unknown option 'ahead'" in bad("/musicldm/set", ["ahead", 1]).message
-    assert bad("/musicldm/set", ["bars"]).key == "bars"
     bad("/musicldm/set", [])
     bad("/musicldm/set", [2, "bars"])
     assert "one option at a time" in bad("/musicldm/set", ["bars", 2, "beats", 3]).message
 
 
-@pytest.mark.parametrize("key", [*GENERATE_OPTIONS, *PLAYBACK_OPTIONS, *protocol.DAEMON_KEYS])
+@pytest.mark.parametrize("key", [*GENERATE_OPTIONS, *PLAYBACK_OPTIONS, *contract.DAEMON_KEYS])
 def test_get_accepts_every_option_and_daemon_key(key: str) -> None:
     assert parse("/musicldm/get", [key]) == Get(key)
 
@@ -579,13 +588,19 @@ EXAMPLES: dict[str, tuple[list[Any], type]] = {
 
 
 def test_every_address_parses_to_its_request_type() -> None:
-    assert set(EXAMPLES) == set(ADDRESSES)
+    assert set(EXAMPLES) == set(ADDRESSES) == set(PARSERS)
     for address, (args, kind) in EXAMPLES.items():
         request = parse(address, args)
         assert type(request) is kind
-        # The server dispatches on the class name: /musicldm/x → Daemon._on_x.
         assert address.rsplit("/", 1)[1] == kind.__name__.lower()
         assert ADDRESSES[address].description
+
+
+def test_every_request_type_has_a_handler() -> None:
+    from daemon.app.handlers import Handlers
+
+    handlers = Handlers(None)  # type: ignore[arg-type]  # the table only, no app needed
+    assert set(handlers.table) == {kind for _, kind in EXAMPLES.values()}
 
 
 def test_reply_table() -> None:
@@ -613,21 +628,22 @@ def test_fail_codes_cover_the_error_tree() -> None:
 
 
 def test_reply_helpers() -> None:
-    assert protocol.fail_args(3, "queue_full", "full") == [3, "queue_full", "full"]
-    assert protocol.queued_args("a", 0) == ["a", 0]
-    assert protocol.progress_args(1, 5, 20) == [1, 5, 20]
-    done = protocol.done_args(1, Path("/o/a.wav"), seconds=2, bpm=120, bars=1, seed=7)
-    assert done == [1, "/o/a.wav", 2.0, 120.0, 1, 7]
-    assert [type(v) for v in done] == [int, str, float, float, int, int]
+    assert contract.fail(3, "queue_full", "full").args == [3, "queue_full", "full"]
+    assert contract.queued("a", 0).args == ["a", 0]
+    assert contract.progress(1, 5, 20).args == [1, 5, 20]
+    done = contract.done(1, Path("/o/a.wav"), seconds=2, bpm=120, bars=1, seed=7)
+    assert done.address == "/musicldm/done"
+    assert done.args == [1, "/o/a.wav", 2.0, 120.0, 1, 7]
+    assert [type(v) for v in done.args] == [int, str, float, float, int, int]
 
 
 def test_check_option_outside_a_message() -> None:
-    assert protocol.check_option("bars", 4.0) == 4
-    assert protocol.check_option("quantize", "BAR") == "bar"
+    assert contract.check_option("bars", 4.0) == 4
+    assert contract.check_option("quantize", "BAR") == "bar"
     with pytest.raises(BadRequest):
-        protocol.check_option("bars", 0)
+        contract.check_option("bars", 0)
     with pytest.raises(BadRequest):
-        protocol.check_option("nope", 1)
+        contract.check_option("nope", 1)
 
 
 def test_junk_never_escapes_as_another_exception() -> None:

@@ -20,12 +20,10 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from daemon.errors import QueueFull, ShuttingDown
+from daemon.wire.contract import PRIORITIES  # most urgent first
 from musicldm_core.spec import ClipSpec
 
-__all__ = ["PRIORITIES", "Job", "JobQueue"]
-
-PRIORITIES = ("live", "normal", "batch")
-"""Most urgent first."""
+__all__ = ["Job", "JobQueue"]
 
 Address = tuple[str, int]
 

@@ -1,16 +1,13 @@
-"""The OSC contract as code: every incoming message becomes one typed, validated request here.
+"""Incoming OSC messages become typed, validated requests here: the daemon's edge.
 
-This is the daemon's edge. :func:`parse` turns an OSC address and its arguments (as python-osc
-decodes them: ``int``, ``float``, ``str``, ``bool``) into one of the frozen request dataclasses
-below, or raises :class:`~musicldm_core.errors.BadRequest` (a message naming the key and what is
-allowed) or :class:`~daemon.errors.UnknownAddress`. Everything behind this module trusts the
-types it gets and never re-checks a value. Ranges come from :data:`musicldm_core.spec.LIMITS`;
-the contract itself is ``docs/osc.md``, and the tables here (:data:`ADDRESSES`, :data:`REPLIES`,
-:data:`GENERATE_OPTIONS`, :data:`PLAYBACK_OPTIONS`, :data:`FAIL_CODES`) are what the tests check
-that page against.
+:func:`parse` turns an OSC address and its arguments (as python-osc decodes them: ``int``,
+``float``, ``str``, ``bool``) into one of the frozen request dataclasses below, or raises
+:class:`~musicldm_core.errors.BadRequest` (a message naming the key and what is allowed) or
+:class:`~daemon.errors.UnknownAddress`. Everything behind this module trusts the types it gets and
+never re-checks a value. The tables it parses against (addresses, options, ranges) are data in
+:mod:`daemon.wire.contract`; :data:`PARSERS` maps each of the contract's addresses to its parser.
 
-Called from the OSC thread (:meth:`daemon.app.daemon.Daemon.handle`); pure functions, no I/O, no
-torch, safe from any thread.
+Called from the OSC thread; pure functions, no I/O, no torch, safe from any thread.
 
 Shapes worth knowing:
 
@@ -19,7 +16,7 @@ Shapes worth knowing:
 - A prompt may arrive as several words: the leading text arguments up to the first option key are
   joined with single spaces. The free-text options ``negative`` and ``name`` take their words the
   same way, so Pd (which cannot send a symbol with spaces) can set them too.
-- Options default to ``None`` ("not given"); the server merges ``/musicldm/set`` defaults, the
+- Options default to ``None`` ("not given"); the app merges ``/musicldm/set`` defaults, the
   config and the preset afterwards.
 - A :class:`BadRequest` raised for ``/musicldm/generate`` or ``/musicldm/slot`` carries the
   request's ``id`` option, when one was readable, as the attribute ``job_id``, so the fail reply
@@ -28,278 +25,38 @@ Shapes worth knowing:
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
-from clients.client import FAIL_CODES  # one list for both ends of the wire
 from daemon.errors import UnknownAddress
-from musicldm_core.errors import BadRequest, MusicLDMError
+from daemon.wire.contract import (
+    ADDRESSES,
+    GENERATE_OPTIONS,
+    GETTABLE,
+    PLAYBACK_OPTIONS,
+    PORT_LIMIT,
+    PREFIX,
+    QUANTIZE_CHOICES,
+    SETTABLE,
+    SLOT_OPTIONS,
+    TRANSPORT_CHOICES,
+    JobId,
+    Option,
+    _flag,
+    _is_number,
+    _word,
+    normalize_id,
+)
+from musicldm_core.errors import BadRequest
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
     LIMITS,
-    MAX_PROMPT_CHARS,
-    SCHEDULER_NAMES,
-    Limit,
     check_choice,
     check_int,
     check_number,
     check_prompt,
 )
-
-__all__ = [
-    "ADDRESSES",
-    "DAEMON_KEYS",
-    "FAIL_CODES",
-    "GENERATE_OPTIONS",
-    "MAX_ID_CHARS",
-    "PLAYBACK_OPTIONS",
-    "PORT_LIMIT",
-    "PRIORITIES",
-    "QUANTIZE_CHOICES",
-    "REPLIES",
-    "SLOT_OPTIONS",
-    "STATUS_KEYS",
-    "TRANSPORT_CHOICES",
-    "Cancel",
-    "Endpoint",
-    "Generate",
-    "GenerateOptions",
-    "Get",
-    "JobId",
-    "Notify",
-    "Option",
-    "Ping",
-    "Play",
-    "PlaybackOptions",
-    "Reply",
-    "Request",
-    "Set",
-    "Slot",
-    "Status",
-    "Stop",
-    "Tempo",
-    "Transport",
-    "Trigger",
-    "check_option",
-    "done_args",
-    "fail_args",
-    "fail_args_for",
-    "normalize_id",
-    "parse",
-    "progress_args",
-    "queued_args",
-]
-
-JobId = int | str
-"""A job's id: an int the daemon assigns, or whatever int or text the client chose."""
-
-PREFIX = "/musicldm/"
-
-QUANTIZE_CHOICES = ("none", "beat", "bar")
-"""Where a clip starts or stops: at once, on the next beat, or on the next bar line."""
-
-PRIORITIES = ("live", "normal", "batch")
-"""Queue priorities, highest first."""
-
-TRANSPORT_CHOICES = ("start", "stop")
-"""Arguments of ``/musicldm/transport`` (``1`` and ``0`` mean the same)."""
-
-PORT_LIMIT = Limit(1, 65535, integer=True)
-"""UDP ports a client may register with ``/musicldm/notify``."""
-
-MAX_ID_CHARS = 256
-"""The longest text id accepted; ids are echoed in every reply about their job."""
-
-_PRESET_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-STATUS_KEYS = ("queued", "running", "device", "model", "bpm", "voices", "version")
-"""Keys every ``/musicldm/status.reply`` carries at least."""
-
-
-# -- value checks ----------------------------------------------------------------------------------
-
-
-def normalize_id(value: Any) -> JobId:
-    """Return a job id as the daemon keeps and echoes it.
-
-    An int stays an int; an integral float (Pd sends every number as a float) becomes an int;
-    non-empty text is kept exactly as given. Anything else is a :class:`BadRequest`.
-    """
-    if isinstance(value, bool):
-        raise BadRequest(f"id must be an integer or text, got {value!r}", key="id")
-    if isinstance(value, int):
-        number: float | int = value
-    elif isinstance(value, float):
-        if not (math.isfinite(value) and value.is_integer()):
-            raise BadRequest(f"id must be an integer or text, got {value!r}", key="id")
-        number = int(value)
-    elif isinstance(value, str):
-        if not value.strip():
-            raise BadRequest("id must be an integer or non-empty text, got ''", key="id")
-        if len(value) > MAX_ID_CHARS:
-            raise BadRequest(
-                f"id is {len(value)} characters long; at most {MAX_ID_CHARS} are allowed", key="id"
-            )
-        return value
-    else:
-        raise BadRequest(f"id must be an integer or text, got {value!r}", key="id")
-    if not -(2**63) <= number < 2**63:  # every reply must be able to carry it as an OSC int64
-        raise BadRequest(f"id must fit in a 64-bit integer, got {value!r}", key="id")
-    return int(number)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _flag(key: str, value: Any) -> bool:
-    """0/1 (also 0.0/1.0, and OSC ``T``/``F``) as a bool."""
-    if isinstance(value, bool):
-        return value
-    return bool(check_int(key, value, LIMITS[key] if key in LIMITS else LIMITS["loop"]))
-
-
-def _text(key: str, value: Any, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise BadRequest(f"{key} must be text, got {value!r}", key=key)
-    if not allow_empty and not value.strip():
-        raise BadRequest(f"{key} must be non-empty text", key=key)
-    if len(value) > MAX_PROMPT_CHARS:
-        raise BadRequest(
-            f"{key} is {len(value)} characters long; at most {MAX_PROMPT_CHARS} are allowed",
-            key=key,
-        )
-    return value
-
-
-def _word(value: Any) -> str | None:
-    """A text option's word: text as is, an integral number as its digits (``808`` → "808")."""
-    if isinstance(value, str):
-        return value
-    if _is_number(value) and math.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    return None
-
-
-# -- the option tables -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Option:
-    """One request option: how to check it and how ``docs/osc.md`` describes it.
-
-    ``limit`` is the option's range (from :data:`LIMITS`) and ``choices`` its allowed words, when
-    it has them; ``words`` marks free-text options whose value may span several text arguments.
-    """
-
-    key: str
-    type_name: str
-    default: str
-    meaning: str
-    limit: Limit | None = None
-    choices: tuple[str, ...] = ()
-    words: bool = False
-
-    def check(self, value: Any, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> Any:
-        """Return ``value`` normalised for this option, or raise :class:`BadRequest`.
-
-        ``max_seconds`` is the daemon's configured longest clip; it bounds ``seconds``.
-        """
-        key = self.key
-        if key == "id":
-            return normalize_id(value)
-        if self.type_name == "0/1":
-            return _flag(key, value)
-        if self.limit is not None:
-            limit = self.limit
-            if key == "seconds":
-                limit = replace(limit, hi=max_seconds)
-            if limit.integer:
-                return check_int(key, value, limit)
-            return check_number(key, value, limit)
-        if self.choices:
-            return check_choice(key, value, self.choices)
-        if key == "preset":
-            if not isinstance(value, str) or not _PRESET_NAME.fullmatch(value):
-                raise BadRequest(
-                    f"preset must be a preset name (letters, digits, _ and -), got {value!r}",
-                    key=key,
-                )
-            return value
-        word = _word(value) if self.words else None
-        return _text(key, value if word is None else word, allow_empty=key == "negative")
-
-
-def _limited(key: str, type_name: str, default: str, meaning: str) -> Option:
-    return Option(key, type_name, default, meaning, limit=LIMITS[key])
-
-
-GENERATE_OPTIONS: dict[str, Option] = {
-    option.key: option
-    for option in (
-        Option("id", "int or string", "assigned (increasing int)", "echoed in every reply"),
-        _limited("bars", "int", "1", "ignored when `seconds` is given"),
-        _limited("beats", "int", "4", "beats per bar"),
-        _limited("bpm", "number", "current tempo", "tempo of the clip"),
-        _limited("seconds", "number", "–", "exact length instead of bars; up to the maximum"),
-        _limited("steps", "int", "preset's", "sampler steps"),
-        _limited("guidance", "number", "preset's", "how closely to follow the prompt"),
-        _limited("seed", "int", "random", "the seed used is always reported"),
-        Option("negative", "string", "preset's", "what to steer away from", words=True),
-        _limited("takes", "int", "1", "candidates, ranked best-first against the prompt"),
-        Option("scheduler", "string", "preset's", "sampler", choices=SCHEDULER_NAMES),
-        Option("preset", "string", "live", "named settings bundle (`live`, `studio`, …)"),
-        Option("loop", "0/1", "1", "1: seamless loop; 0: plain cut with fades", LIMITS["loop"]),
-        Option("name", "string", "from prompt", "file name stem", words=True),
-        _limited("slot", "int", "–", "load the result into this slot when done"),
-        Option("play", "0/1", "0", "1: play it at the next quantize point", LIMITS["play"]),
-        Option("priority", "string", "normal", "`live` > `normal` > `batch`", choices=PRIORITIES),
-    )
-}
-"""Options of ``/musicldm/generate`` (and ``/musicldm/slot``), in the contract's order."""
-
-PLAYBACK_OPTIONS: dict[str, Option] = {
-    option.key: option
-    for option in (
-        Option("quantize", "string", "bar", "when to start or stop", choices=QUANTIZE_CHOICES),
-        Option("loop", "0/1", "1", "1: loop; 0: play once", LIMITS["loop"]),
-        _limited("gain", "number", "1", "linear gain"),
-    )
-}
-"""Options of ``/musicldm/trigger`` and ``/musicldm/play``."""
-
-SLOT_OPTIONS: dict[str, Option] = {
-    **{k: o for k, o in GENERATE_OPTIONS.items() if k != "slot"},  # the index names the slot
-    "ahead": _limited("ahead", "int", "1", "takes kept rendered ahead"),
-    "gate": Option(
-        "gate", "0/1", "0", "1: a MIDI note plays the slot only while held", LIMITS["gate"]
-    ),
-}
-"""Options of ``/musicldm/slot``: the generate options (but ``slot``) and ``ahead``."""
-
-DAEMON_KEYS = ("bpm", "transport", "version")
-"""Keys ``/musicldm/get`` answers besides the options."""
-
-_SETTABLE: dict[str, Option] = {
-    **{k: o for k, o in GENERATE_OPTIONS.items() if k != "id"},  # one id for every job: no
-    **PLAYBACK_OPTIONS,
-}
-_GETTABLE: tuple[str, ...] = tuple(
-    dict.fromkeys([*GENERATE_OPTIONS, *PLAYBACK_OPTIONS, *DAEMON_KEYS])
-)
-
-
-def check_option(key: str, value: Any, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> Any:
-    """Validate one generate, slot or playback option value given outside a message (a config
-    default, a CLI flag) by the same rules a request's option meets."""
-    option = GENERATE_OPTIONS.get(key) or PLAYBACK_OPTIONS.get(key) or SLOT_OPTIONS.get(key)
-    if option is None:
-        raise BadRequest(f"unknown option {key!r}", key=key)
-    return option.check(value, max_seconds=max_seconds)
 
 
 def _given(options: Any) -> dict[str, Any]:
@@ -422,7 +179,8 @@ class Transport:
 
 @dataclass(frozen=True)
 class Set:
-    """``/musicldm/set key value``: change the default of a generate or playback option."""
+    """``/musicldm/set key value``: change the default of a generate or playback option;
+    ``value`` None (no value, or ``''``) forgets the default."""
 
     key: str
     value: Any
@@ -702,21 +460,23 @@ def _parse_transport(address: str, args: list[Any], max_seconds: float) -> Reque
 
 
 def _parse_set(address: str, args: list[Any], max_seconds: float) -> Request:
-    allowed = ", ".join(_SETTABLE)
+    allowed = ", ".join(SETTABLE)
     if not args or not isinstance(args[0], str):
         raise BadRequest(f"{address} takes key value; keys: {allowed}")
     key = args[0]
-    values = _options(address, args, 0, _SETTABLE, max_seconds=max_seconds)
+    if key in SETTABLE and (len(args) == 1 or (len(args) == 2 and args[1] == "")):
+        return Set(key, None)  # no value, or '': forget the default
+    values = _options(address, args, 0, SETTABLE, max_seconds=max_seconds)
     if len(values) != 1:
         raise BadRequest(f"{address} sets one option at a time; got {', '.join(values)}")
     return Set(key, values[key])
 
 
 def _parse_get(address: str, args: list[Any], max_seconds: float) -> Request:
-    allowed = ", ".join(_GETTABLE)
+    allowed = ", ".join(GETTABLE)
     if len(args) != 1 or not isinstance(args[0], str):
         raise BadRequest(f"{address} takes one key; keys: {allowed}")
-    if args[0] not in _GETTABLE:
+    if args[0] not in GETTABLE:
         raise BadRequest(f"unknown key {args[0]!r} for {address}; allowed: {allowed}", key=args[0])
     return Get(args[0])
 
@@ -739,79 +499,24 @@ def _parse_notify(address: str, args: list[Any], max_seconds: float) -> Request:
     return Notify(on, port)
 
 
-# -- the tables ------------------------------------------------------------------------------------
-
 Parser = Callable[[str, list[Any], float], Request]
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One request address: its parser, its arguments as the docs write them, what it does."""
-
-    parser: Parser
-    arguments: str
-    description: str
-
-
-ADDRESSES: dict[str, Endpoint] = {
-    PREFIX + "generate": Endpoint(
-        _parse_generate, "prompt then options", "queue one clip (or `takes` clips)"
-    ),
-    PREFIX + "cancel": Endpoint(
-        _parse_cancel, "[id]", "cancel that job (queued or running); no id: every job"
-    ),
-    PREFIX + "slot": Endpoint(
-        _parse_slot, "index prompt then options", "define clip slot `index`; keeps `ahead` takes"
-    ),
-    PREFIX + "trigger": Endpoint(
-        _parse_trigger, "index then playback options", "play the slot's next take, render another"
-    ),
-    PREFIX + "play": Endpoint(
-        _parse_play, "id-or-path then playback options", "play a finished clip"
-    ),
-    PREFIX + "stop": Endpoint(
-        _parse_stop, "[index] then quantize", "stop one slot or everything at the quantize point"
-    ),
-    PREFIX + "tempo": Endpoint(_parse_tempo, "bpm", "set the internal clock's tempo"),
-    PREFIX + "transport": Endpoint(
-        _parse_transport, "start or stop", "start/stop the internal clock"
-    ),
-    PREFIX + "set": Endpoint(_parse_set, "key value", "change a default used by later requests"),
-    PREFIX + "get": Endpoint(_parse_get, "key", "reply /musicldm/value key value"),
-    PREFIX + "status": Endpoint(_parse_status, "–", "reply /musicldm/status.reply"),
-    PREFIX + "ping": Endpoint(_parse_ping, "anything", "reply /musicldm/pong, same arguments"),
-    PREFIX + "notify": Endpoint(
-        _parse_notify, "1 or 0, [port]", "(un)register the sender for every event"
-    ),
+PARSERS: dict[str, Parser] = {
+    PREFIX + "generate": _parse_generate,
+    PREFIX + "cancel": _parse_cancel,
+    PREFIX + "slot": _parse_slot,
+    PREFIX + "trigger": _parse_trigger,
+    PREFIX + "play": _parse_play,
+    PREFIX + "stop": _parse_stop,
+    PREFIX + "tempo": _parse_tempo,
+    PREFIX + "transport": _parse_transport,
+    PREFIX + "set": _parse_set,
+    PREFIX + "get": _parse_get,
+    PREFIX + "status": _parse_status,
+    PREFIX + "ping": _parse_ping,
+    PREFIX + "notify": _parse_notify,
 }
-"""Every request address: the one map the dispatcher and the docs are checked against."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One reply or event address: its argument names (repeating when ``repeats``) and when."""
-
-    arguments: tuple[str, ...]
-    description: str
-    repeats: bool = False
-
-
-REPLIES: dict[str, Reply] = {
-    PREFIX + "queued": Reply(("id", "position"), "a generate was accepted (position 0 = next)"),
-    PREFIX + "started": Reply(("id",), "its render began"),
-    PREFIX + "progress": Reply(("id", "step", "total"), "during the render"),
-    PREFIX + "done": Reply(
-        ("id", "path", "seconds", "bpm", "bars", "seed"), "the file is complete on disk"
-    ),
-    PREFIX + "fail": Reply(("id", "code", "message"), "the job or request failed"),
-    PREFIX + "playing": Reply(("index", "path"), "a clip became audible"),
-    PREFIX + "stopped": Reply(("index",), "a slot fell silent"),
-    PREFIX + "late": Reply(("id",), "a clip was ready too late and launched at the next point"),
-    PREFIX + "value": Reply(("key", "value"), "answer to /musicldm/get and /musicldm/set"),
-    PREFIX + "status.reply": Reply(("key", "value"), "answer to /musicldm/status", repeats=True),
-    PREFIX + "pong": Reply(("arg",), "answer to /musicldm/ping", repeats=True),
-}
-"""Every address the daemon sends, with its arguments."""
+"""The parser of every address in :data:`~daemon.wire.contract.ADDRESSES` (the same keys)."""
 
 
 def parse(
@@ -825,41 +530,7 @@ def parse(
     allowed for anything else wrong; for generate and slot requests the exception carries the
     request's ``id`` as ``job_id`` when it was readable.
     """
-    endpoint = ADDRESSES.get(address)
-    if endpoint is None:
+    parser = PARSERS.get(address)
+    if parser is None:
         raise UnknownAddress(f"unknown address {address!r}; requests are: {', '.join(ADDRESSES)}")
-    return endpoint.parser(address, list(args), max_seconds)
-
-
-# -- replies ---------------------------------------------------------------------------------------
-
-
-def fail_args(job_id_or_address: JobId, code: str, message: str) -> list[Any]:
-    """Arguments of ``/musicldm/fail``: the job id, or the request's address when there is no job;
-    ``code`` is one of :data:`FAIL_CODES`."""
-    return [job_id_or_address, code, message]
-
-
-def fail_args_for(exc: MusicLDMError, address: str) -> list[Any]:
-    """Arguments of ``/musicldm/fail`` for an error raised while handling a request at
-    ``address``: names the job when the error carries a ``job_id``, else the address."""
-    job_id = getattr(exc, "job_id", None)
-    return fail_args(job_id if job_id is not None else address, exc.code, exc.message)
-
-
-def queued_args(job_id: JobId, position: int) -> list[Any]:
-    """Arguments of ``/musicldm/queued`` (position 0 = rendered next)."""
-    return [job_id, int(position)]
-
-
-def progress_args(job_id: JobId, step: int, total: int) -> list[Any]:
-    """Arguments of ``/musicldm/progress``: sampler step done out of ``total``."""
-    return [job_id, int(step), int(total)]
-
-
-def done_args(
-    job_id: JobId, path: object, *, seconds: float, bpm: float, bars: int, seed: int
-) -> list[Any]:
-    """Arguments of ``/musicldm/done``: file path, length in seconds, tempo in BPM, bars (0 when
-    the clip was asked for in seconds) and the seed used."""
-    return [job_id, str(path), float(seconds), float(bpm), int(bars), int(seed)]
+    return parser(address, list(args), max_seconds)

@@ -1,0 +1,137 @@
+"""Where every option's value comes from, in one place.
+
+A request's option wins; else the ``/musicldm/set`` default (or a MIDI CC's); else the config's
+``[defaults]``; else the preset (steps, guidance, scheduler, negative prompt); else the
+contract's built-in default (:attr:`daemon.wire.contract.Option.value`); the tempo comes from
+whoever owns it (the live session's clock, or the daemon's own tempo without audio).
+
+:class:`Defaults` is written from the OSC thread (``/musicldm/set``) and the MIDI thread (CC),
+read from those and from the live code when it builds a slot's spec; a lock keeps the table
+consistent. It never touches the model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from daemon.config import DaemonConfig
+from daemon.wire.contract import (
+    DEFAULT_PRESET,
+    GENERATE_OPTIONS,
+    PLAYBACK_OPTIONS,
+    SLOT_OPTIONS,
+    check_option,
+)
+from daemon.wire.requests import GenerateOptions, PlaybackOptions
+from musicldm_core.errors import BadRequest
+from musicldm_core.render import resolve_seed
+from musicldm_core.spec import ClipSpec, Preset
+
+__all__ = ["Defaults"]
+
+_PRESET_FIELDS = {
+    "steps": "steps",
+    "guidance": "guidance",
+    "scheduler": "scheduler",
+    "negative": "negative_prompt",
+}
+"""Options whose default is the preset's, and the :class:`Preset` field that holds it."""
+
+Options = GenerateOptions | PlaybackOptions | None
+
+
+class Defaults:
+    """The defaults table and the resolution of a request's options into a clip spec."""
+
+    def __init__(self, config: DaemonConfig, tempo: Callable[[], float]) -> None:
+        self._config = config
+        self._tempo = tempo
+        self._set: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def set(self, key: str, value: Any) -> Any:
+        """Set the default of ``key`` (checked by the contract's rules); returns the value kept.
+        ``None`` (``/musicldm/set key`` with no value, or ``''``) removes the default again."""
+        if value is None:
+            with self._lock:
+                self._set.pop(key, None)
+            return None
+        checked = check_option(key, value, max_seconds=self._config.max_seconds)
+        with self._lock:
+            self._set[key] = checked
+        return checked
+
+    def given(self) -> dict[str, Any]:
+        """The defaults set with ``/musicldm/set`` (or a MIDI CC), by key."""
+        with self._lock:
+            return dict(self._set)
+
+    def option(self, options: Options, key: str) -> Any:
+        """The value ``key`` takes for a request with ``options``: the request's, else the set
+        default, else the config's ``[defaults]``; None when none of them gives one."""
+        value = getattr(options, key, None) if options is not None else None
+        if value is None:
+            with self._lock:
+                value = self._set.get(key)
+        if value is None:
+            value = self._config.defaults.get(key)
+        return value
+
+    def preset(self, options: Options) -> Preset:
+        """The preset a request with ``options`` uses; a name the config lacks is a
+        ``bad_request`` naming the presets there are."""
+        name = self.option(options, "preset") or DEFAULT_PRESET
+        preset = self._config.presets.get(name)
+        if preset is None:
+            raise BadRequest(
+                f"preset must be one of {', '.join(sorted(self._config.presets))}, got {name!r}",
+                key="preset",
+            )
+        return preset
+
+    def resolve(self, options: Options, key: str) -> Any:
+        """Like :meth:`option`, then the preset's value, then the contract's built-in one."""
+        value = self.option(options, key)
+        if value is not None:
+            return value
+        if key in _PRESET_FIELDS:
+            return getattr(self.preset(options), _PRESET_FIELDS[key])
+        if key == "bpm":
+            return self._tempo()
+        if key == "beats":
+            return self._config.beats_per_bar
+        option = GENERATE_OPTIONS.get(key) or PLAYBACK_OPTIONS.get(key) or SLOT_OPTIONS.get(key)
+        return option.value if option is not None else None
+
+    def build_spec(self, prompt: str, options: GenerateOptions | None) -> ClipSpec:
+        """A validated, seeded spec from request options, set defaults, config and preset."""
+        self.preset(options)  # an unknown preset is refused before anything else
+        spec = ClipSpec(
+            prompt=prompt,
+            bars=self.resolve(options, "bars"),
+            beats_per_bar=self.resolve(options, "beats"),
+            bpm=self.resolve(options, "bpm"),
+            seconds=self.option(options, "seconds"),
+            seed=self.option(options, "seed"),
+            steps=self.resolve(options, "steps"),
+            guidance=self.resolve(options, "guidance"),
+            negative_prompt=self.resolve(options, "negative"),
+            scheduler=self.resolve(options, "scheduler"),
+            takes=self.resolve(options, "takes"),
+            loop=bool(self.resolve(options, "loop")),
+            sample_rate=self._config.sample_rate,
+            sample_format=self._config.sample_format,
+            loudness_lufs=self._config.loudness_lufs,
+            name=options.name if options is not None else None,
+        )
+        return resolve_seed(spec.validated(max_seconds=self._config.max_seconds))
+
+    def value_of(self, key: str) -> Any:
+        """What a later request would use for option ``key`` (``/musicldm/get``): "" where
+        there is no fixed value (``seed`` is random, ``seconds`` and ``slot`` unset)."""
+        value = self.resolve(None, key)
+        if isinstance(value, bool):
+            return int(value)
+        return "" if value is None else value
