@@ -55,8 +55,54 @@ def timed(fn: Callable[[], Any], device: torch.device, repeats: int) -> tuple[fl
     return statistics.median(times), result
 
 
+UPSTREAM_STEPS = 200
+"""The reference pipeline's default number of steps, which the preset speed-ups are against."""
+
+
+class UNetClock:
+    """Total wall time spent inside a module's forward calls, while installed (a context).
+
+    A render costs a fixed part (text, VAE decode, vocoder, the pipeline's own work) plus a
+    part per UNet step; timing the UNet calls inside the very run that is timed as a whole
+    splits the two without a second run under different machine load.
+    """
+
+    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
+        self.module = module
+        self.device = device
+        self.seconds = 0.0
+        self.calls = 0
+        self._started = 0.0
+        self._handles: list[Any] = []
+
+    def _pre(self, *_: Any, **__: Any) -> None:
+        _sync(self.device)
+        self._started = time.perf_counter()
+
+    def _post(self, *_: Any, **__: Any) -> None:
+        _sync(self.device)
+        self.seconds += time.perf_counter() - self._started
+        self.calls += 1
+
+    def __enter__(self) -> UNetClock:
+        self._handles = [
+            self.module.register_forward_pre_hook(self._pre),
+            self.module.register_forward_hook(self._post),
+        ]
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
 def reference_vs_engine(engine: Engine, *, bars: int, steps: int, repeats: int) -> dict[str, Any]:
-    """(a) diffusers' MusicLDMPipeline fed precomputed embeddings vs the engine, same settings."""
+    """(a) diffusers' MusicLDMPipeline fed precomputed embeddings vs the engine, same settings.
+
+    When ``steps`` is not upstream's 200, each run's time at 200 steps is also given as
+    ``fixed + 200 × per_step``, from the UNet time measured inside that run: the fixed part
+    (VAE, vocoder, text) is counted once, not multiplied with the steps.
+    """
     pipe = engine.reference_pipeline("ddim")
     if pipe is None:
         return {"skipped": "diffusers no longer ships MusicLDMPipeline"}
@@ -65,42 +111,60 @@ def reference_vs_engine(engine: Engine, *, bars: int, steps: int, repeats: int) 
     positive = engine.encode_text([PROMPT])
     negative = engine.encode_text([""])
 
-    def reference() -> Any:
-        return pipe(
-            prompt_embeds=positive,
-            negative_prompt_embeds=negative,
-            audio_length_in_s=seconds,
-            num_inference_steps=steps,
-            guidance_scale=2.0,
-            generator=[torch.Generator("cpu").manual_seed(0)],
-        )
+    def reference() -> float:
+        """Seconds inside the UNet during one reference run."""
+        with UNetClock(pipe.unet, engine.device) as clock:
+            pipe(
+                prompt_embeds=positive,
+                negative_prompt_embeds=negative,
+                audio_length_in_s=seconds,
+                num_inference_steps=steps,
+                guidance_scale=2.0,
+                generator=[torch.Generator("cpu").manual_seed(0)],
+            )
+        return clock.seconds
 
-    def ours() -> Any:
-        return engine.generate(
-            [RenderItem(PROMPT, "", 2.0, (0,))], frames=frames, steps=steps, scheduler="ddim"
-        )
+    def ours() -> float:
+        """Seconds inside the UNet during one engine run."""
+        with UNetClock(engine.unet, engine.device) as clock:
+            engine.generate(
+                [RenderItem(PROMPT, "", 2.0, (0,))], frames=frames, steps=steps, scheduler="ddim"
+            )
+        return clock.seconds
 
     ours()  # warm both paths once
     # interleaved, so that drifts in machine load hit both alike
-    ref_times, engine_times = [], []
+    runs: dict[str, list[tuple[float, float]]] = {"reference": [], "engine": []}
     for _ in range(repeats):
-        ref_times.append(timed(reference, engine.device, 1)[0])
-        engine_times.append(timed(ours, engine.device, 1)[0])
-    ref_seconds = statistics.median(ref_times)
-    engine_seconds = statistics.median(engine_times)
-    return {
-        "steps": steps,
-        "reference_s": ref_seconds,
-        "engine_s": engine_seconds,
-        "engine_over_reference": engine_seconds / ref_seconds,
-    }
+        runs["reference"].append(timed(reference, engine.device, 1))
+        runs["engine"].append(timed(ours, engine.device, 1))
+    out: dict[str, Any] = {"steps": steps}
+    for name, measured in runs.items():
+        # the run of median total time, with its own UNet time
+        total, unet = sorted(measured)[(len(measured) - 1) // 2]
+        per_step = unet / steps
+        out[f"{name}_s"] = total
+        out[f"{name}_fixed_s"] = total - unet
+        out[f"{name}_per_step_s"] = per_step
+        out[f"{name}_200_s"] = total - unet + UPSTREAM_STEPS * per_step
+    out["engine_over_reference"] = out["engine_s"] / out["reference_s"]
+    out["extrapolated"] = steps != UPSTREAM_STEPS
+    return out
 
 
-def presets(engine: Engine, *, bars: int, reference_s: float | None, repeats: int) -> dict:
-    """(b) the live and studio presets, with per-stage times."""
+def presets(
+    engine: Engine,
+    *,
+    bars: int,
+    reference_s: float | None,
+    repeats: int,
+    names: tuple[str, ...] = ("live", "studio"),
+) -> dict:
+    """(b) the presets ``names``, with per-stage times; speed-up against ``reference_s``, the
+    reference pipeline at upstream's 200 steps."""
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name in ("live", "studio"):
+        for name in names:
             spec = resolve_seed(
                 ClipSpec(PROMPT, bars=bars, bpm=120, seed=1).with_preset(PRESETS[name]).validated()
             )
@@ -251,10 +315,15 @@ def run_model(model: str, device: str, args: argparse.Namespace) -> dict[str, An
         entry["reference"] = reference_vs_engine(
             engine, bars=bars, steps=ref_steps, repeats=args.repeats
         )
-        ref = entry["reference"].get("reference_s")
-        # scale the reference to upstream's 200 steps when fewer were run, for the preset ratio
-        ref_200 = ref * 200 / ref_steps if ref else None
-        entry["presets"] = presets(engine, bars=bars, reference_s=ref_200, repeats=args.repeats)
+        # measured at 200 steps, or extrapolated with its fixed part counted once
+        ref_200 = entry["reference"].get("reference_200_s")
+        entry["presets"] = presets(
+            engine,
+            bars=bars,
+            reference_s=ref_200,
+            repeats=args.repeats,
+            names=tuple(args.presets),
+        )
         result["bars"][str(bars)] = entry
     if not args.no_daemon:
         result["daemon"] = daemon_overhead(
@@ -277,11 +346,12 @@ def print_table(results: list[dict[str, Any]]) -> None:
         f"{'model':<12} {'device':<7} {'bars':>4}  {'ref s':>8} {'engine s':>8} {'ratio':>6}"
         f"  {'live s':>7} {'x ref':>6}  {'studio s':>8} {'x ref':>6}"
     )
+    none = {"total_s": None, "speedup_vs_reference": None}
     for r in results:
         for bars, entry in r["bars"].items():
             ref = entry["reference"]
-            live = entry["presets"]["live"]
-            studio = entry["presets"]["studio"]
+            live = entry["presets"].get("live", none)
+            studio = entry["presets"].get("studio", none)
 
             def fmt(x: float | None, spec: str = ".2f") -> str:
                 return "-" if x is None else format(x, spec)
@@ -292,6 +362,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 f"{fmt(live['total_s']):>7} {fmt(live['speedup_vs_reference'], '.1f'):>6}  "
                 f"{fmt(studio['total_s']):>8} {fmt(studio['speedup_vs_reference'], '.1f'):>6}"
             )
+            if ref.get("extrapolated"):
+                print(
+                    f"  reference at 200 steps: {ref['reference_200_s']:.2f} s = fixed "
+                    f"{ref['reference_fixed_s']:.2f} s + 200 × {ref['reference_per_step_s']:.3f} s"
+                    f" (UNet timed within the {ref['steps']}-step run); engine at 200: "
+                    f"{ref['engine_200_s']:.2f} s"
+                )
         if "daemon" in r:
             d = r["daemon"]
             print(
@@ -321,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         help="reference steps (default 200; 25 for "
         "full-random on CPU, where 200 take minutes — ratios are per run)",
     )
+    parser.add_argument("--presets", nargs="+", default=["live", "studio"], choices=sorted(PRESETS))
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--concurrent", type=int, default=8)
     parser.add_argument("--no-daemon", action="store_true", help="skip (c) and (d)")

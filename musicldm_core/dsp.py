@@ -18,6 +18,7 @@ import soxr
 
 __all__ = [
     "cut_with_fades",
+    "integrated_loudness",
     "make_loop",
     "normalize_loudness",
     "peak_dbfs",
@@ -151,30 +152,17 @@ def protect_peak(audio: np.ndarray, ceiling_dbfs: float = -1.0) -> tuple[np.ndar
     return scaled, gain_db
 
 
-def normalize_loudness(
-    audio: np.ndarray,
-    sample_rate: int,
-    target_lufs: float,
-    *,
-    ceiling_dbfs: float = -1.0,
-    loop: bool = True,
-) -> tuple[np.ndarray, float]:
-    """Set the integrated loudness (ITU-R BS.1770, via pyloudnorm) to ``target_lufs`` LUFS.
+def integrated_loudness(audio: np.ndarray, sample_rate: int, *, loop: bool = True) -> float:
+    """The integrated loudness (ITU-R BS.1770, via pyloudnorm) of ``audio`` in LUFS, as heard.
 
-    ``audio`` is at ``sample_rate`` Hz. A loop shorter than 3 s is measured repeated to at least
-    3 s, as it will be heard; a one-shot shorter than BS.1770's 0.4 s block is measured
-    zero-padded to one block (so a short hit counts as quieter than a sustained sound of the same
-    level). Silence (``-inf`` LUFS) gets no gain. After the gain the peak is kept at or under
-    ``ceiling_dbfs`` dBFS (:func:`protect_peak`), which may leave the clip under the target.
-
-    Returns (audio as float32, loudness measured before any gain, in LUFS).
+    A loop shorter than 3 s is measured repeated to at least 3 s, as it will be heard; a one-shot
+    shorter than BS.1770's 0.4 s block is measured zero-padded to one block (so a short hit counts
+    as quieter than a sustained sound of the same level). Silence measures ``-inf``.
     """
     import pyloudnorm  # imports scipy: load it only when loudness is asked for
 
     audio = _mono(audio)
     _check_rate("sample_rate", sample_rate)
-    if not math.isfinite(target_lufs):
-        raise ValueError(f"target_lufs must be a finite number of LUFS, got {target_lufs!r}")
     if not len(audio):
         raise ValueError("audio has no samples to measure")
     measured = audio.astype(np.float64)
@@ -184,7 +172,29 @@ def normalize_loudness(
     block = math.ceil(LOUDNESS_BLOCK_SECONDS * sample_rate)
     if len(measured) < block:
         measured = np.pad(measured, (0, block - len(measured)))
-    loudness = float(pyloudnorm.Meter(sample_rate).integrated_loudness(measured))
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(measured))
+
+
+def normalize_loudness(
+    audio: np.ndarray,
+    sample_rate: int,
+    target_lufs: float,
+    *,
+    ceiling_dbfs: float = -1.0,
+    loop: bool = True,
+) -> tuple[np.ndarray, float]:
+    """Set the integrated loudness (:func:`integrated_loudness`) to ``target_lufs`` LUFS.
+
+    ``audio`` is at ``sample_rate`` Hz. Silence (``-inf`` LUFS) gets no gain. After the gain the
+    peak is kept at or under ``ceiling_dbfs`` dBFS (:func:`protect_peak`), which may leave the
+    clip under the target: measure the result to know what was reached.
+
+    Returns (audio as float32, loudness measured before any gain, in LUFS).
+    """
+    audio = _mono(audio)
+    if not math.isfinite(target_lufs):
+        raise ValueError(f"target_lufs must be a finite number of LUFS, got {target_lufs!r}")
+    loudness = integrated_loudness(audio, sample_rate, loop=loop)
     if not math.isfinite(loudness):
         return audio, loudness
     gain = 10.0 ** ((target_lufs - loudness) / 20.0)

@@ -27,7 +27,7 @@ import torch
 
 from .errors import BadRequest, Cancelled, ModelError, OutOfMemory
 from .loading import DEFAULT_MODEL, Components, load_components
-from .schedulers import make_scheduler
+from .schedulers import make_scheduler, prepare_scheduler
 
 __all__ = ["Engine", "RenderItem", "StepCallback", "Take"]
 
@@ -65,8 +65,29 @@ class Take:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _check_finite(values: torch.Tensor | np.ndarray, stage: str) -> None:
+    """Raise :class:`ModelError` when ``values`` hold a NaN or an infinity.
+
+    A non-finite value anywhere spreads through every later stage and would end as a silent or
+    exploding file; it is a model failure the user must see, named by the stage it came out of.
+    """
+    if isinstance(values, torch.Tensor):
+        finite = bool(torch.isfinite(values).all())
+    else:
+        finite = bool(np.isfinite(values).all())
+    if not finite:
+        raise ModelError(
+            f"non-finite output (NaN or infinity) from {stage}: nothing was written; "
+            "try another sampler or number of steps, or a float32 dtype"
+        )
+
+
 class _TextCache:
-    """Prompt → embedding, least recently used first out."""
+    """Prompt → embedding, least recently used first out.
+
+    ``hits`` and ``misses`` count prompts asked of :meth:`Engine.encode_text`: a miss is a
+    prompt that had to be encoded, a hit one served from the cache.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -74,15 +95,16 @@ class _TextCache:
         self.hits = 0
         self.misses = 0
 
+    def __contains__(self, prompt: str) -> bool:
+        return prompt in self._items
+
     def get(self, prompt: str) -> torch.Tensor | None:
         value = self._items.get(prompt)
         if value is not None:
             self._items.move_to_end(prompt)
-            self.hits += 1
         return value
 
     def put(self, prompt: str, value: torch.Tensor) -> None:
-        self.misses += 1
         self._items[prompt] = value
         self._items.move_to_end(prompt)
         while len(self._items) > self.size:
@@ -148,7 +170,9 @@ class Engine:
         Each distinct prompt is encoded once and cached. Prompts are padded to the longest in the
         call rather than to 512 tokens: the padding is masked, so the embedding is the same.
         """
-        missing = [p for p in dict.fromkeys(prompts) if self._text_cache.get(p) is None]
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        self._text_cache.misses += len(missing)
+        self._text_cache.hits += len(prompts) - len(missing)
         if missing:
             tokens = self.tokenizer(
                 missing,
@@ -272,8 +296,9 @@ class Engine:
             labels = positive
         text_done = time.perf_counter()
 
-        scheduler = make_scheduler(scheduler_name, self.components.scheduler_config)
-        scheduler.set_timesteps(steps, device=self.device)
+        scheduler = prepare_scheduler(
+            scheduler_name, self.components.scheduler_config, steps, device=self.device
+        )
         timesteps = scheduler.timesteps
         latents = self.initial_noise(seeds, frames) * scheduler.init_noise_sigma
         total = len(timesteps)
@@ -298,10 +323,14 @@ class Engine:
         if is_cancelled is not None and is_cancelled():
             raise Cancelled("cancelled during rendering")
         denoised = time.perf_counter()
+        where = f"the {scheduler_name} sampler at {steps} steps"
+        _check_finite(latents, f"the latents after {where}")
 
         mel = self.decode_latents(latents)
+        _check_finite(mel, f"the VAE decoder (latents from {where})")
         decoded = time.perf_counter()
         waves = self.vocode(mel, samples=frames * self.hop)
+        _check_finite(waves, f"the vocoder (latents from {where})")
         vocoded = time.perf_counter()
 
         timings = {

@@ -27,7 +27,9 @@ from .spec import DEFAULT_MODEL
 
 __all__ = [
     "DEFAULT_MODEL",
+    "REBUILT_BUFFERS",
     "Components",
+    "check_loading_info",
     "default_dtype",
     "load_components",
     "quiet_libraries",
@@ -37,6 +39,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+REBUILT_BUFFERS = frozenset(
+    {"position_ids", "token_type_ids", "relative_position_index", "num_batches_tracked"}
+)
+"""Buffers a checkpoint may lack without harm: each model rebuilds them in its constructor
+exactly as trained (``position_ids`` = 0, 1, 2, ...; ``token_type_ids`` zeros, CLAP's text model
+has one token type; Swin's ``relative_position_index`` follows from the window size) or never
+reads them at inference (BatchNorm's ``num_batches_tracked`` counts training batches). Every other
+missing tensor - a weight, a bias, the vocoder's ``mean``/``scale`` buffers - would be left
+randomly initialised or zero, so a checkpoint lacking one is refused."""
 
 _FOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "feature_extractor", "vocoder", "scheduler")
 _HUB_PATTERNS = ["*.json", "*.txt", "*.safetensors", "tokenizer/*"]
@@ -181,24 +193,37 @@ def load_components(
                 hint = " (only .safetensors weights are loaded; convert .bin files first)"
             raise ModelError(f"could not load {name} from {folder / name}: {exc}{hint}") from exc
 
+    def load_weights(name: str, fn: Any) -> Any:
+        # The libraries' own loading reports are silenced (quiet_libraries), so their
+        # "newly initialized" warning never shows: check the loading info ourselves.
+        model, info = load(name, fn)
+        check_loading_info(name, folder / name, model, info)
+        return model
+
     # transformers takes `dtype`, diffusers still `torch_dtype`.
-    text_encoder = load(
+    text_encoder = load_weights(
         "text_encoder",
-        lambda p: ClapModel.from_pretrained(p, dtype=torch_dtype, use_safetensors=True),
-    )
-    vocoder = load(
-        "vocoder",
-        lambda p: SpeechT5HifiGan.from_pretrained(p, dtype=torch_dtype, use_safetensors=True),
-    )
-    unet = load(
-        "unet",
-        lambda p: UNet2DConditionModel.from_pretrained(
-            p, torch_dtype=torch_dtype, use_safetensors=True
+        lambda p: ClapModel.from_pretrained(
+            p, dtype=torch_dtype, use_safetensors=True, output_loading_info=True
         ),
     )
-    vae = load(
+    vocoder = load_weights(
+        "vocoder",
+        lambda p: SpeechT5HifiGan.from_pretrained(
+            p, dtype=torch_dtype, use_safetensors=True, output_loading_info=True
+        ),
+    )
+    unet = load_weights(
+        "unet",
+        lambda p: UNet2DConditionModel.from_pretrained(
+            p, torch_dtype=torch_dtype, use_safetensors=True, output_loading_info=True
+        ),
+    )
+    vae = load_weights(
         "vae",
-        lambda p: AutoencoderKL.from_pretrained(p, torch_dtype=torch_dtype, use_safetensors=True),
+        lambda p: AutoencoderKL.from_pretrained(
+            p, torch_dtype=torch_dtype, use_safetensors=True, output_loading_info=True
+        ),
     )
     tokenizer = load("tokenizer", AutoTokenizer.from_pretrained)
     feature_extractor = load("feature_extractor", ClapFeatureExtractor.from_pretrained)
@@ -224,6 +249,40 @@ def load_components(
         source=source,
         folder=folder,
     )
+
+
+def check_loading_info(name: str, path: Path, model: Any, info: dict[str, Any]) -> None:
+    """Refuse a component whose checkpoint lacks tensors the model needs (see REBUILT_BUFFERS).
+
+    ``info`` is the ``output_loading_info`` of diffusers' or transformers' ``from_pretrained``.
+    Extra tensors the model does not use are only logged: they change nothing that is loaded.
+    """
+    buffers = {key for key, _ in model.named_buffers()}
+
+    def rebuilt(key: str) -> bool:
+        return key.rsplit(".", 1)[-1] in REBUILT_BUFFERS
+
+    missing = [k for k in info.get("missing_keys", ()) if not (rebuilt(k) and k in buffers)]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        shown = ", ".join(missing[:5]) + more
+        raise ModelError(
+            f"the {name} checkpoint in {path} lacks {len(missing)} tensor(s) the model needs "
+            f"({shown}); loading it would leave them randomly initialised. The download is "
+            "incomplete or the files belong to another model: fetch the model again"
+        )
+    errors = list(info.get("error_msgs", ()))
+    if errors:
+        raise ModelError(f"could not load {name} from {path}: {errors[0]}")
+    unexpected = [k for k in info.get("unexpected_keys", ()) if not rebuilt(k)]
+    if unexpected:
+        log.warning(
+            "the %s checkpoint in %s has %d tensor(s) the model does not use (%s); ignored",
+            name,
+            path,
+            len(unexpected),
+            ", ".join(unexpected[:5]),
+        )
 
 
 def _read_scheduler_config(path: Path) -> dict[str, Any]:

@@ -17,19 +17,29 @@ Runs on the thread that owns the engine.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from . import __version__
 from .beats import RenderPlan, clip_samples, plan_render, seconds_samples
-from .dsp import cut_with_fades, make_loop, normalize_loudness, protect_peak, resample
+from .dsp import (
+    cut_with_fades,
+    integrated_loudness,
+    make_loop,
+    normalize_loudness,
+    protect_peak,
+    resample,
+)
+from .errors import ModelError
 from .spec import ClipSpec
 from .wavfile import ClipTags, clip_stem, encode_wav, write_wav_atomic
 
@@ -39,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SOFTWARE",
     "Clip",
+    "Finished",
+    "acid_tempo",
     "batch_key",
     "finish",
     "plan_clip",
@@ -46,6 +58,8 @@ __all__ = [
     "resolve_seed",
     "save_clip",
 ]
+
+log = logging.getLogger(__name__)
 
 SOFTWARE = f"musicldm-daemon {__version__}"
 
@@ -57,6 +71,9 @@ EDGE_FADE_SECONDS = 0.005
 
 PEAK_CEILING_DBFS = -1.0
 """No clip is written louder than this peak."""
+
+LOUDNESS_TOLERANCE_LU = 0.1
+"""A clip within this of its loudness target has reached it (the gain itself is exact)."""
 
 
 @dataclass
@@ -74,6 +91,8 @@ class Clip:
     gain_db: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     path: Path | None = None
+    loudness_lufs: float | None = None
+    loudness_note: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -82,6 +101,7 @@ class Clip:
     def settings(self) -> dict[str, Any]:
         """Every setting that made this clip, for the file's ICMT and the library."""
         spec = self.spec
+        acid_bpm, acid_beats = acid_tempo(self)
         return {
             "prompt": spec.prompt,
             "negative_prompt": spec.negative_prompt,
@@ -90,16 +110,21 @@ class Clip:
             "guidance": spec.guidance,
             "scheduler": spec.scheduler,
             "model": self.model,
-            "bars": None if spec.seconds is not None else spec.bars,
+            "bars": spec.grid_bars,
             "beats_per_bar": spec.beats_per_bar,
             "bpm": spec.bpm,
             "seconds": round(self.seconds, 6),
+            "acid_bpm": round(acid_bpm, 6),
+            "acid_beats": acid_beats,
             "samples": self.plan.out_samples,
             "sample_rate": self.plan.out_rate,
             "format": spec.sample_format,
             "loop": spec.loop,
             "crossfade_samples": self.plan.crossfade_samples,
-            "loudness_lufs": spec.loudness_lufs,
+            # what the file measures, next to what was asked, and why they differ if they do
+            "loudness_lufs": None if self.loudness_lufs is None else round(self.loudness_lufs, 2),
+            "loudness_target_lufs": spec.loudness_lufs,
+            "loudness_note": self.loudness_note,
             "gain_db": round(self.gain_db, 3),
             "takes": spec.takes,
             "take": self.take,
@@ -150,10 +175,24 @@ def batch_key(spec: ClipSpec, plan: RenderPlan) -> tuple[int, int, str, bool]:
     return (plan.frames, spec.steps, spec.scheduler, spec.guidance > 1.0)
 
 
+class Finished(NamedTuple):
+    """What :func:`finish` made: the exact clip and how its level was set."""
+
+    audio: np.ndarray
+    gain_db: float
+    loudness_lufs: float | None = None
+    """The loudness the clip measures (only when a target was asked; None for silence)."""
+    loudness_note: str | None = None
+    """Why the loudness target was not reached, when it was not."""
+
+
 def finish(
     wave: np.ndarray, plan: RenderPlan, spec: ClipSpec, *, model_rate: int = 16000
-) -> tuple[np.ndarray, float]:
-    """The rendered waveform (model rate) made into the exact clip; returns (audio, gain dB)."""
+) -> Finished:
+    """The rendered waveform (model rate) made into the exact clip, with its level set."""
+    if not np.isfinite(wave).all():
+        # the engine checks its own output; this guards any other source of a waveform
+        raise ModelError("non-finite samples (NaN or infinity) in the rendered waveform")
     audio = resample(wave, model_rate, plan.out_rate)
     if len(audio) < plan.needed_samples:
         raise ValueError(
@@ -165,14 +204,30 @@ def finish(
         fade = min(round(EDGE_FADE_SECONDS * plan.out_rate), plan.out_samples // 8)
         audio = cut_with_fades(audio, plan.out_samples, fade)
     before = audio
+    reached: float | None = None
+    note: str | None = None
     if spec.loudness_lufs is not None:
+        target = spec.loudness_lufs
         audio, _measured = normalize_loudness(
-            audio, plan.out_rate, spec.loudness_lufs, ceiling_dbfs=PEAK_CEILING_DBFS, loop=plan.loop
+            audio, plan.out_rate, target, ceiling_dbfs=PEAK_CEILING_DBFS, loop=plan.loop
         )
+        reached = integrated_loudness(audio, plan.out_rate, loop=plan.loop)
+        if not math.isfinite(reached):
+            reached = None
+            note = f"target {target:g} LUFS not reached: the clip is silent"
+        elif reached < target - LOUDNESS_TOLERANCE_LU:
+            # normalize_loudness applies the exact gain, so only the ceiling can fall short
+            note = (
+                f"target {target:g} LUFS not reached: limited by the "
+                f"{PEAK_CEILING_DBFS:g} dBFS peak ceiling"
+            )
+        if note is not None:
+            shown = "silence" if reached is None else f"{reached:.2f} LUFS"
+            log.warning("clip %r measures %s: %s", spec.prompt[:60], shown, note)
     else:
         audio, _gain = protect_peak(audio, PEAK_CEILING_DBFS)
     gain_db = _gain_db(before, audio)
-    return np.ascontiguousarray(audio, dtype=np.float32), gain_db
+    return Finished(np.ascontiguousarray(audio, dtype=np.float32), gain_db, reached, note)
 
 
 def _gain_db(before: np.ndarray, after: np.ndarray) -> float:
@@ -236,37 +291,55 @@ def render_batch(
         per_spec = []
         for rank, take in enumerate(takes):
             started = time.perf_counter()
-            audio, gain_db = finish(take.waveform, plan, spec, model_rate=engine.model_rate)
+            done = finish(take.waveform, plan, spec, model_rate=engine.model_rate)
             timings = dict(take.timings)
             timings["post"] = time.perf_counter() - started
             per_spec.append(
                 Clip(
                     spec=spec,
                     plan=plan,
-                    audio=audio,
+                    audio=done.audio,
                     seed=take.seed,
                     take=take.index,
                     rank=rank,
                     score=take.score,
                     model=model,
-                    gain_db=gain_db,
+                    gain_db=done.gain_db,
                     timings=timings,
+                    loudness_lufs=done.loudness_lufs,
+                    loudness_note=done.loudness_note,
                 )
             )
         clips.append(per_spec)
     return clips
 
 
+def acid_tempo(clip: Clip) -> tuple[float, int]:
+    """The (tempo, beats) the ``acid`` chunk gives ``clip``: they always multiply to its length.
+
+    A DAW reads a loop's length in beats from these tags and stretches it to the session tempo,
+    so ``beats × 60 / tempo`` must be the file's length. A ``bars`` clip is whole beats at the
+    tempo asked. A ``seconds`` clip usually is not (3 s at 124 BPM is 6.2 beats) and ACID counts
+    whole beats, so it is tagged as the nearest whole number of beats (at least 1) at the tempo
+    that makes them last exactly the file's samples (6 beats at 120 BPM).
+    """
+    spec = clip.spec
+    if spec.seconds is None:
+        return spec.bpm, round(spec.total_beats)
+    beats = max(1, round(clip.seconds * spec.bpm / 60.0))
+    return beats * 60.0 / clip.seconds, beats
+
+
 def clip_tags(clip: Clip, *, when: datetime) -> ClipTags:
     """The WAV tags of ``clip``: tempo and beats for ACID, the prompt and settings for INFO."""
     spec = clip.spec
-    beats = round(spec.total_beats) if spec.seconds is None else max(1, round(spec.total_beats))
+    bpm, beats = acid_tempo(clip)
     return ClipTags(
         title=spec.prompt,
         software=SOFTWARE,
         comment=json.dumps(clip.settings(), sort_keys=True),
         created=when.strftime("%Y-%m-%d"),
-        bpm=spec.bpm,
+        bpm=bpm,
         beats=beats,
         meter_numerator=spec.beats_per_bar,
         meter_denominator=4,
@@ -284,7 +357,7 @@ def save_clip(clip: Clip, folder: Path, *, when: datetime | None = None) -> Path
     stem = clip_stem(
         spec.prompt,
         bpm=spec.bpm,
-        bars=None if spec.seconds is not None else spec.bars,
+        bars=spec.grid_bars,
         seed=clip.seed,
         when=when,
         name=spec.name,

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_MAX_SECONDS",
     "DEFAULT_MODEL",
     "DEFAULT_NEGATIVE_PROMPT",
+    "DEFAULT_PRESET",
     "LIMITS",
     "MAX_PROMPT_CHARS",
     "MIN_SECONDS",
@@ -153,6 +154,9 @@ class Preset:
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
 
 
+DEFAULT_PRESET = "live"
+"""The preset a clip uses when none is named: the fast one."""
+
 PRESETS: dict[str, Preset] = {
     # DPM-Solver++(2M) reaches the quality of hundreds of DDIM steps in about 20 (see
     # docs/performance.md for the sources); guidance as the checkpoint's authors use it.
@@ -177,10 +181,10 @@ class ClipSpec:
     bpm: float = 120.0
     seconds: float | None = None
     seed: int | None = None
-    steps: int = PRESETS["live"].steps
-    guidance: float = PRESETS["live"].guidance
+    steps: int = PRESETS[DEFAULT_PRESET].steps
+    guidance: float = PRESETS[DEFAULT_PRESET].guidance
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
-    scheduler: str = PRESETS["live"].scheduler
+    scheduler: str = PRESETS[DEFAULT_PRESET].scheduler
     takes: int = 1
     loop: bool = True
     sample_rate: int = 44100
@@ -188,6 +192,12 @@ class ClipSpec:
     loudness_lufs: float | None = None
     name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def grid_bars(self) -> int | None:
+        """The bars the clip was asked for, or None when it was asked for in ``seconds``
+        (then ``bars`` is meaningless and replies say 0)."""
+        return None if self.seconds is not None else self.bars
 
     @property
     def duration_seconds(self) -> float:

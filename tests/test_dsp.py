@@ -10,6 +10,7 @@ import pytest
 
 from musicldm_core.dsp import (
     cut_with_fades,
+    integrated_loudness,
     make_loop,
     normalize_loudness,
     peak_dbfs,
@@ -237,6 +238,16 @@ def test_normalize_loudness_works_for_a_short_loop_and_one_shot():
     assert len(one_shot) == len(short)
     # Padded with silence to one 0.4 s block, the 0.2 s hit measures about 3 dB quieter.
     assert before_one_shot == pytest.approx(before_loop - 3.0, abs=0.5)
+
+
+def test_integrated_loudness_measures_what_normalize_loudness_sets():
+    rate = 44100
+    noise = (0.03 * np.random.default_rng(6).standard_normal(2 * rate)).astype(np.float32)
+    assert integrated_loudness(noise, rate, loop=False) == pytest.approx(_lufs(noise, rate))
+    out, before = normalize_loudness(noise, rate, -23.0, loop=False)
+    assert before == integrated_loudness(noise, rate, loop=False)
+    assert integrated_loudness(out, rate, loop=False) == pytest.approx(-23.0, abs=0.01)
+    assert integrated_loudness(np.zeros(rate, np.float32), rate) == -math.inf
 
 
 def test_normalize_loudness_leaves_silence_alone():

@@ -8,11 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from musicldm_core.engine import Engine, RenderItem
 from musicldm_core.errors import Cancelled, ModelError, WeightsNotFound
 from musicldm_core.loading import load_components, resolve_source
-from musicldm_core.spec import DEFAULT_NEGATIVE_PROMPT, SCHEDULER_NAMES
+from musicldm_core.schedulers import prepare_scheduler, schedule_problem
+from musicldm_core.spec import DEFAULT_NEGATIVE_PROMPT, LIMITS, SCHEDULER_NAMES
 
 PROMPTS = ["warm lofi piano", "dark techno, 909 drums"]
 
@@ -115,11 +117,21 @@ def test_cancellation_stops_between_steps(tiny_engine):
     assert steps_seen == [(1, 10), (2, 10), (3, 10)]
 
 
-def test_text_embeddings_are_cached_and_padding_free(tiny_engine):
+def test_text_embeddings_are_cached_and_padding_free(tiny_engine, monkeypatch):
+    calls = []
+    encode = tiny_engine.text_encoder.get_text_features
+
+    def counting(**kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return encode(**kwargs)
+
+    monkeypatch.setattr(tiny_engine.text_encoder, "get_text_features", counting)
     hits, misses = tiny_engine.text_cache_stats
     a = tiny_engine.encode_text(["a cached prompt"])
     b = tiny_engine.encode_text(["a cached prompt"])
-    assert tiny_engine.text_cache_stats == (hits + 1, misses + 1) or torch.equal(a, b)
+    assert calls == [1]  # the second call is served from the cache, not the text encoder
+    assert tiny_engine.text_cache_stats == (hits + 1, misses + 1)
+    assert torch.equal(a, b)
     # Padding to the longest prompt of a batch does not change an embedding.
     alone = tiny_engine.encode_text(["pad me"])[0]
     fresh = Engine(tiny_engine.components)
@@ -197,3 +209,133 @@ def test_attention_runs_through_pytorch_sdpa(tiny_engine):
     for model in (tiny_engine.components.unet, tiny_engine.vae):
         kinds = {type(p) for p in model.attn_processors.values()}
         assert kinds == {AttnProcessor2_0}
+
+
+# --- the whole steps range ------------------------------------------------------------------------
+
+TOP_STEPS = int(LIMITS["steps"].hi)
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULER_NAMES)
+def test_every_scheduler_has_a_sound_schedule_over_the_documented_range(tiny_engine, scheduler):
+    """Timesteps inside the training range 0..999, none repeated, for 1..1000 steps (1000 and
+    999 failed with IndexError/AssertionError/NaN before)."""
+    config = tiny_engine.components.scheduler_config
+    for steps in (1, 2, 3, 20, 200, 333, 500, 501, 600, 997, 998, 999, TOP_STEPS):
+        sampler = prepare_scheduler(scheduler, config, steps)
+        assert schedule_problem(scheduler, sampler, steps) is None, steps
+        timesteps = sampler.timesteps.tolist()
+        assert len(timesteps) == (2 * steps - 1 if scheduler == "heun" else steps)
+        assert max(timesteps) <= 999 and min(timesteps) >= 0
+    # Below 999 steps every sampler keeps the checkpoint's own (upstream) schedule.
+    assert prepare_scheduler(scheduler, config, 200).config.timestep_spacing == "leading"
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULER_NAMES)
+@pytest.mark.parametrize("steps", [999, TOP_STEPS])
+def test_every_scheduler_steps_to_the_end_at_the_top_of_the_range(tiny_engine, scheduler, steps):
+    """The solver's own arithmetic over all its steps (a stand-in model output instead of the
+    UNet, to keep it cheap) stays finite and never steps off its tables."""
+    sampler = prepare_scheduler(scheduler, tiny_engine.components.scheduler_config, steps)
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn((1, 8, 1, 16), generator=generator) * sampler.init_noise_sigma
+    prediction = torch.randn((1, 8, 1, 16), generator=generator)
+    for t in sampler.timesteps:
+        model_input = sampler.scale_model_input(latents, t)
+        assert torch.isfinite(model_input).all()
+        latents = sampler.step(prediction, t, latents).prev_sample
+    assert torch.isfinite(latents).all()
+
+
+def test_a_render_at_the_most_steps_allowed(tiny_engine):
+    steps_seen = []
+    takes = tiny_engine.generate(
+        [RenderItem("x", "", 1.0, (5,))],
+        frames=4,
+        steps=TOP_STEPS,
+        scheduler="dpm++",
+        on_step=lambda step, total: steps_seen.append((step, total)),
+    )
+    wave = takes[0][0].waveform
+    assert wave.shape == (4 * 160,)
+    assert np.isfinite(wave).all() and np.abs(wave).max() > 0
+    assert steps_seen[-1] == (TOP_STEPS, TOP_STEPS) and len(steps_seen) == TOP_STEPS
+
+
+# --- non-finite output ---------------------------------------------------------------------------
+
+
+def _nan_like(module):
+    class Poisoned(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+            self.config = module.config
+
+        def forward(self, *args, **kwargs):
+            out = self.inner(*args, **kwargs)
+            if isinstance(out, tuple):
+                return (out[0] * torch.nan, *out[1:])
+            return out * torch.nan
+
+    return Poisoned()
+
+
+def test_a_unet_returning_nan_is_a_model_error_naming_the_stage(tiny_engine, monkeypatch):
+    monkeypatch.setattr(tiny_engine, "unet", _nan_like(tiny_engine.unet))
+    with pytest.raises(ModelError, match=r"non-finite.*latents after the unipc sampler at 3 steps"):
+        tiny_engine.generate(
+            [RenderItem("x", "", 2.0, (1,))], frames=32, steps=3, scheduler="unipc"
+        )
+
+
+def test_a_vocoder_returning_nan_is_a_model_error_naming_the_stage(tiny_engine, monkeypatch):
+    monkeypatch.setattr(tiny_engine, "vocoder", _nan_like(tiny_engine.vocoder))
+    with pytest.raises(ModelError, match=r"non-finite.*vocoder.*ddim sampler at 2 steps"):
+        tiny_engine.generate([RenderItem("x", "", 2.0, (1,))], frames=32, steps=2, scheduler="ddim")
+
+
+# --- missing weights ------------------------------------------------------------------------------
+
+
+def _copy_without(model_cache, tmp_path, component: str, *keys: str):
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_source("tiny", cache_dir=model_cache), folder)
+    (weights,) = (folder / component).glob("*.safetensors")
+    tensors = load_file(weights)
+    for key in keys:
+        del tensors[key]
+    save_file(tensors, weights, metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("component", "key"),
+    [
+        ("unet", "conv_in.weight"),
+        ("vae", "decoder.conv_out.bias"),
+        ("text_encoder", "text_model.embeddings.word_embeddings.weight"),
+        ("vocoder", "mean"),  # a buffer, but a trained one: without it the mel is not normalised
+    ],
+)
+def test_a_checkpoint_missing_a_tensor_is_refused(tmp_path, model_cache, component, key):
+    folder = _copy_without(model_cache, tmp_path, component, key)
+    with pytest.raises(ModelError, match=rf"the {component} checkpoint .* lacks 1 tensor.*{key}"):
+        load_components(str(folder), device="cpu")
+
+
+def test_a_checkpoint_without_rebuilt_buffers_loads(tmp_path, model_cache):
+    """position_ids and the like are rebuilt by the model itself: their absence is harmless."""
+    folder = _copy_without(
+        model_cache,
+        tmp_path,
+        "text_encoder",
+        "text_model.embeddings.position_ids",
+        "text_model.embeddings.token_type_ids",
+    )
+    components = load_components(str(folder), device="cpu")
+    embeddings = components.text_encoder.text_model.embeddings
+    assert torch.equal(embeddings.position_ids[0, :4], torch.arange(4))
+    # and the intact model loads with every tensor from its files
+    intact = load_components(str(resolve_source("tiny", cache_dir=model_cache)), device="cpu")
+    assert intact.unet.conv_in.weight.abs().sum() > 0

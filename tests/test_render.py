@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from daemon.cli import main as cli_main
 from musicldm_core.beats import clip_samples
-from musicldm_core.dsp import resample, seam_jump, step_percentile
+from musicldm_core.dsp import integrated_loudness, peak_dbfs, resample, seam_jump, step_percentile
 from musicldm_core.engine import RenderItem
+from musicldm_core.errors import ModelError
 from musicldm_core.render import finish, plan_clip, render_batch, resolve_seed, save_clip
 from musicldm_core.spec import ClipSpec
 from musicldm_core.wavfile import read_clip_info
@@ -57,8 +59,8 @@ def test_loop_seam_is_no_larger_than_an_ordinary_step(tiny_engine):
             steps=4,
             scheduler="dpm++",
         )[0][0]
-        loop, _ = finish(take.waveform, plan, spec)
-        plain, _ = finish(take.waveform, replace(plan, loop=False), spec)
+        loop = finish(take.waveform, plan, spec).audio
+        plain = finish(take.waveform, replace(plan, loop=False), spec).audio
         cut = resample(take.waveform, 16000, plan.out_rate)[: plan.out_samples]  # no loop work
         assert len(loop) == len(plain) == plan.out_samples
         seams.append(seam_jump(loop))
@@ -102,12 +104,98 @@ def test_takes_are_ranked_and_reproducible(tiny_engine, tmp_path):
     assert np.abs(again.audio - clips[0].audio).max() < 1e-3
 
 
-def test_loudness_target(tiny_engine):
+def test_loudness_target(tiny_engine, tmp_path):
     import pyloudnorm
 
     clip = render_batch(tiny_engine, [_spec(bars=2, loudness_lufs=-20.0, seed=4)])[0][0]
     measured = pyloudnorm.Meter(44100).integrated_loudness(clip.audio.astype(np.float64))
     assert measured == pytest.approx(-20.0, abs=0.5)
+    settings = json.loads(read_clip_info(save_clip(clip, tmp_path))["info"]["comment"])
+    assert settings["loudness_target_lufs"] == -20.0
+    assert settings["loudness_lufs"] == pytest.approx(-20.0, abs=0.1)
+    assert settings["loudness_note"] is None
+
+
+def test_an_unreachable_loudness_target_is_recorded_as_missed(tiny_engine, tmp_path, caplog):
+    """-1 LUFS is out of reach under the -1 dBFS peak ceiling for anything but a square wave:
+    the file says what it reached and why, and a warning is logged."""
+    clip = render_batch(tiny_engine, [_spec(bars=1, loudness_lufs=-1.0, seed=4)])[0][0]
+    path = save_clip(clip, tmp_path)
+    audio, rate = sf.read(str(path), dtype="float32")
+    reached = integrated_loudness(audio, rate, loop=True)
+    assert reached < -2.0  # really missed: the test must not pass on a clip that got there
+    assert peak_dbfs(audio) == pytest.approx(-1.0, abs=0.01)  # because the ceiling held it
+    settings = json.loads(read_clip_info(path)["info"]["comment"])
+    assert settings["loudness_target_lufs"] == -1.0
+    assert settings["loudness_lufs"] == pytest.approx(reached, abs=0.05)
+    assert settings["loudness_note"] == (
+        "target -1 LUFS not reached: limited by the -1 dBFS peak ceiling"
+    )
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert any("peak ceiling" in r.getMessage() for r in warnings)
+
+
+def test_without_a_loudness_target_nothing_is_claimed(tiny_engine):
+    settings = render_batch(tiny_engine, [_spec(seed=4)])[0][0].settings()
+    assert settings["loudness_lufs"] is None and settings["loudness_target_lufs"] is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "bpm", "beats", "tagged_bpm"),
+    [(3.0, 124, 6, 120.0), (2.0, 120, 4, 120.0), (0.3, 120, 1, 200.0), (7.77, 97, 13, None)],
+)
+def test_acid_tags_of_a_seconds_clip_multiply_to_its_length(
+    tiny_engine, tmp_path, seconds, bpm, beats, tagged_bpm
+):
+    """ACID counts whole beats: a seconds clip is tagged as the nearest whole number of beats at
+    the tempo that makes them last exactly as long as the file."""
+    clip = render_batch(tiny_engine, [_spec(seconds=seconds, bpm=bpm, seed=1)])[0][0]
+    path = save_clip(clip, tmp_path)
+    tags = read_clip_info(path)
+    frames = sf.info(str(path)).frames
+    assert tags["acid"]["beats"] == beats
+    if tagged_bpm is not None:
+        assert tags["acid"]["bpm"] == pytest.approx(tagged_bpm, abs=1e-4)
+    # the length a DAW computes from the tags is the file's length (float32 tempo: < 1 sample)
+    assert tags["acid"]["beats"] * 60 / tags["acid"]["bpm"] * 44100 == pytest.approx(frames, abs=1)
+    settings = json.loads(tags["info"]["comment"])
+    assert settings["bpm"] == bpm  # what was asked stays on record
+    assert settings["acid_beats"] == beats
+
+
+def test_acid_tags_of_a_bars_clip_keep_the_tempo_asked(tiny_engine, tmp_path):
+    clip = render_batch(tiny_engine, [_spec(bars=2, beats_per_bar=3, bpm=173.5, seed=1)])[0][0]
+    tags = read_clip_info(save_clip(clip, tmp_path))
+    assert tags["acid"]["bpm"] == pytest.approx(173.5, abs=1e-4)
+    assert tags["acid"]["beats"] == 6
+
+
+def test_a_non_finite_waveform_is_never_finished(tiny_engine):
+    spec = _spec(seed=1)
+    plan = plan_clip(spec)
+    wave = np.zeros(plan.frames * 160, np.float32)
+    wave[10] = np.nan
+    with pytest.raises(ModelError, match="non-finite"):
+        finish(wave, plan, spec)
+
+
+def test_non_finite_model_output_writes_no_file(tiny_engine, tmp_path, monkeypatch):
+    """A NaN from the model fails the render with a model error before anything is saved."""
+    real_vae = tiny_engine.vae
+
+    class Exploding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = real_vae.config
+
+        def decode(self, latents):
+            return real_vae.decode(latents / 0.0)  # inf and NaN from here on
+
+    monkeypatch.setattr(tiny_engine, "vae", Exploding())
+    with pytest.raises(ModelError, match=r"non-finite .* VAE decoder .*dpm\+\+ sampler at 4"):
+        for clip in render_batch(tiny_engine, [_spec(seed=1)])[0]:
+            save_clip(clip, tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_cli_first_clip(tmp_path, model_cache, capsys, monkeypatch):

@@ -78,7 +78,7 @@ class Replies:
 
     def done(self, job: Job, clip: Clip) -> None:
         spec = clip.spec
-        bars = 0 if spec.seconds is not None else spec.bars  # 0: asked for in seconds
+        bars = spec.grid_bars or 0  # 0: asked for in seconds
         self.send(
             contract.done(
                 job.job_id,

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from musicldm_core.errors import BadRequest, MusicLDMError
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
+    DEFAULT_PRESET,
     LIMITS,
     MAX_PROMPT_CHARS,
     SCHEDULER_NAMES,
@@ -59,9 +60,6 @@ FAIL_CODES = (
     "not_found",
 )
 """The stable failure codes of ``/musicldm/fail``; the message beside them is for humans."""
-
-DEFAULT_PRESET = "live"
-"""The preset a request uses when none is named (the fast one)."""
 
 QUANTIZE_CHOICES = ("none", "beat", "bar")
 """Where a clip starts or stops: at once, on the next beat, or on the next bar line."""
