@@ -3,21 +3,31 @@ loops, stops on the bar, never-silent slots, and the MIDI bridge."""
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from daemon.app.daemon import Daemon
+from daemon.live.audio_out import NullOutput
+from daemon.live.player import Mixer
+from daemon.live.session import Session
+from daemon.live.slots import PLAY_SLOTS, SETTLE_SECONDS, SLOTS, Live, MidiBridge
 from musicldm_core.dsp import step_percentile
+from musicldm_core.spec import ClipSpec
 from tests.support import daemon_config
 from tests.test_daemon import RawOsc
 
 BPM = 240.0  # one 4/4 bar = 1 s = 44100 samples: short tests
 BAR = 44100
 BEAT = BAR // 4
+ORIGIN = (("127.0.0.1", 1),)
 
 
 @pytest.fixture
@@ -159,37 +169,91 @@ def test_no_sound_card_keeps_the_daemon_serving(tiny_engine, tmp_path):
         d.stop()
 
 
+def _bridge(daemon: Daemon) -> MidiBridge:
+    """What the daemon gives its MIDI input and Link (see ``Daemon._start_midi``)."""
+    return MidiBridge(daemon.session, daemon.live, set_default=daemon.set_default)
+
+
+class _Heard:
+    """A session listener that queues every transport change, to wait for one."""
+
+    def __init__(self) -> None:
+        self.transport: queue.Queue[bool] = queue.Queue()
+
+    def tempo_changed(self, bpm: float) -> None:
+        pass
+
+    def transport_changed(self, running: bool, resume: bool) -> None:
+        self.transport.put(running)
+
+
 def test_midi_bridge_drives_the_daemon(live_daemon):
     import mido
 
     from daemon.live.midi import CCMapping, MidiControl
-    from daemon.live.slots import MidiBridge
 
-    control = MidiControl(
-        MidiBridge(live_daemon, live_daemon.live), cc_map={1: CCMapping("guidance", 1, 8)}
-    )
+    heard = _Heard()
+    live_daemon.session.listen(heard)
+    control = MidiControl(_bridge(live_daemon), cc_map={1: CCMapping("guidance", 1, 8)})
     control.handle(mido.Message("control_change", control=1, value=127))
-    assert live_daemon.value_of("guidance") == pytest.approx(8.0)
-    MidiBridge(live_daemon, live_daemon.live).set_tempo(100.0)
-    assert live_daemon.tempo == pytest.approx(100.0)
-    control.handle(mido.Message("stop"))
-    deadline = time.monotonic() + 5
-    while live_daemon.live.mixer.grid.running and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not live_daemon.live.mixer.grid.running
-    control.handle(mido.Message("start"))
-    while not live_daemon.live.mixer.grid.running and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert live_daemon.live.mixer.grid.running
+    assert live_daemon.handlers.value_of("guidance") == pytest.approx(8.0)
+    _bridge(live_daemon).set_tempo(100.0)
+    assert live_daemon.session.bpm == pytest.approx(100.0)
+    assert live_daemon.build_spec("x", None).bpm == pytest.approx(100.0)
+    osc = RawOsc(live_daemon.address)
+    try:
+        control.handle(mido.Message("stop"))
+        assert heard.transport.get(timeout=5) is False
+        osc.send("/musicldm/get", "transport")
+        assert osc.wait_for("/musicldm/value", 5) == ["transport", "stop"]
+        control.handle(mido.Message("start"))
+        assert heard.transport.get(timeout=5) is True
+        osc.send("/musicldm/get", "transport")
+        assert osc.wait_for("/musicldm/value", 5) == ["transport", "start"]
+    finally:
+        osc.close()
+
+
+@pytest.mark.parametrize("audio", [True, False], ids=["audio", "no-audio"])
+def test_after_a_midi_stop_get_transport_says_stop(tiny_engine, tmp_path, monkeypatch, audio):
+    """The daemon's own MIDI input (a fake port in place of rtmidi's) stops the one clock
+    that ``/musicldm/get transport`` and ``/musicldm/status`` read, with or without audio."""
+    import mido
+
+    from daemon.live import midi
+    from tests.test_midi import CallbackPort
+
+    port = CallbackPort()
+    monkeypatch.setattr(midi, "open_input", lambda name, *, virtual=False, callback=None: port)
+    extra = {"audio": True, "audio_file": tmp_path / "heard.wav", "audio_rate": 44100}
+    config = daemon_config(tmp_path, midi_port="fake pads", **(extra if audio else {}))
+    d = Daemon(config, engine=tiny_engine)
+    d.start()
+    heard = _Heard()
+    d.session.listen(heard)
+    osc = RawOsc(d.address)
+    try:
+        assert (d.live is not None) == audio
+        port.send_from_backend([mido.Message("stop")])
+        assert heard.transport.get(timeout=10) is False
+        osc.send("/musicldm/get", "transport")
+        assert osc.wait_for("/musicldm/value", 10) == ["transport", "stop"]
+        assert d.status()["transport"] == "stop"
+        port.send_from_backend([mido.Message("start")])
+        assert heard.transport.get(timeout=10) is True
+        osc.send("/musicldm/get", "transport")
+        assert osc.wait_for("/musicldm/value", 10) == ["transport", "start"]
+    finally:
+        osc.close()
+        d.stop()
 
 
 def test_gate_slots_stop_on_note_off_and_others_play_on(live_daemon):
     import mido
 
     from daemon.live.midi import MidiControl
-    from daemon.live.slots import MidiBridge
 
-    control = MidiControl(MidiBridge(live_daemon, live_daemon.live), base_note=36)
+    control = MidiControl(_bridge(live_daemon), base_note=36)
     osc = RawOsc(live_daemon.address)
     try:
         osc.send("/musicldm/slot", 2, "gated", "bars", 1, "steps", 3, "gate", 1)
@@ -203,14 +267,18 @@ def test_gate_slots_stop_on_note_off_and_others_play_on(live_daemon):
         control.handle(mido.Message("note_off", note=38))
         control.handle(mido.Message("note_on", note=39, velocity=0))  # a note-off too
         assert osc.wait_for("/musicldm/stopped", 10) == [2]
-        with pytest.raises(AssertionError):
-            osc.wait_for("/musicldm/stopped", 2.5)  # slot 3 is not gated: it plays on
+        # Slot 2 stopped at a bar line; slot 3 is not gated: it still sounds after that line
+        # (a wrong stop would have ended it on the same line, in the same buffer).
+        osc.send("/musicldm/status")
+        status = osc.wait_for("/musicldm/status.reply", 10)
+        assert dict(zip(status[::2], status[1::2], strict=True))["voices"] == 1
+        assert live_daemon.live.release(3) is False
     finally:
         osc.close()
 
 
 def test_link_without_its_package_says_so_and_serves(tiny_engine, tmp_path):
-    from daemon.live.midi import link_probe
+    from daemon.live.link import link_probe
 
     if link_probe() is None:
         pytest.skip("aalink is installed here")
@@ -289,3 +357,231 @@ def test_a_slot_with_a_seed_renders_new_takes_and_a_new_prompt_drops_the_old_wor
         assert all("something" in t.path for t in slot.ready)
     finally:
         osc.close()
+
+
+def _clip_handled(daemon: Daemon, matches: Callable[[Any], bool]) -> threading.Event:
+    """Set once the worker handed a clip of a job ``matches`` picks to every clip listener
+    (the live code's included: this one runs after it)."""
+    handled = threading.Event()
+
+    def listener(job: Any, clip: Any) -> None:
+        if matches(job):
+            handled.set()
+
+    daemon.worker.clip_listeners.append(listener)
+    return handled
+
+
+def test_a_stop_cancels_a_trigger_still_waiting_for_its_first_take(live_daemon):
+    live = live_daemon.live
+    handled = _clip_handled(live_daemon, lambda job: job.slot == 6)
+    osc = RawOsc(live_daemon.address)
+    try:
+        # keep the worker busy, so the slot's first take is still to come when it is triggered
+        osc.send("/musicldm/generate", "busy", "bars", 4, "steps", 60, "priority", "live")
+        osc.wait_for("/musicldm/started", 10)
+        osc.send("/musicldm/slot", 6, "waiting", "bars", 1, "steps", 3)
+        take_id = osc.wait_for("/musicldm/queued", 10)[0]
+        osc.send("/musicldm/trigger", 6)
+        # answered at once: the take it waits for is late
+        assert osc.wait_for("/musicldm/late", 10) == [take_id]
+        osc.send("/musicldm/stop", 6, "none")
+        assert osc.wait_for("/musicldm/stopped", 10) == [6]  # the stop is answered too
+        assert handled.wait(120)
+        # the take arrived after the stop: parked in its slot, not launched
+        assert len(live.slots[6].ready) == 1 and live.slots[6].wait is None
+        assert not live._launches.get(6)
+        osc.send("/musicldm/trigger", 6)  # and it plays when asked again
+        assert osc.wait_for("/musicldm/playing", 10) == [6, live.slots[6].last.path]
+    finally:
+        osc.close()
+
+
+def test_a_stop_cancels_a_play_still_waiting_for_its_render(live_daemon):
+    live = live_daemon.live
+    osc = RawOsc(live_daemon.address)
+    try:
+        osc.send("/musicldm/generate", "busy", "bars", 4, "steps", 60, "priority", "live")
+        osc.wait_for("/musicldm/started", 10)
+        osc.send("/musicldm/generate", "later", "bars", 1, "steps", 3, "play", 1, "id", "p1")
+        osc.wait_for("/musicldm/queued", 10)
+        handled = _clip_handled(live_daemon, lambda job: job.job_id == "p1")
+        osc.send("/musicldm/stop", "none")
+        events = _until(osc, lambda e: any(a == "/musicldm/done" and x[0] == "p1" for a, x in e))
+        (done,) = [x for a, x in events if a == "/musicldm/done" and x[0] == "p1"]  # delivered
+        assert handled.wait(30)
+        assert not any(live._launches.values())  # but not played
+        osc.send("/musicldm/play", "p1")  # it plays when asked
+        assert osc.wait_for("/musicldm/playing", 10)[1] == done[1]
+    finally:
+        osc.close()
+
+
+def test_playing_and_stopped_reach_the_senders_who_asked(live_daemon):
+    asker, stopper = RawOsc(live_daemon.address), RawOsc(live_daemon.address)
+    try:
+        asker.send("/musicldm/generate", "glassy arp", "bars", 1, "steps", 3, "play", 1)
+        done = asker.wait_for("/musicldm/done", 60)
+        voice, path = asker.wait_for("/musicldm/playing", 10)
+        assert voice >= 128 and path == done[1]
+        stopper.send("/musicldm/stop", "none")
+        assert stopper.wait_for("/musicldm/stopped", 10) == [voice]
+        assert asker.wait_for("/musicldm/stopped", 10) == [voice]
+    finally:
+        asker.close()
+        stopper.close()
+
+
+def test_a_midi_clock_tempo_ramp_renders_a_bounded_number_of_takes(live_daemon):
+    osc = RawOsc(live_daemon.address)
+    try:
+        osc.send("/musicldm/slot", 0, "ramp", "bars", 1, "steps", 3, "seed", 3)
+        assert osc.wait_for("/musicldm/done", 60)[3] == pytest.approx(BPM)
+        bridge = _bridge(live_daemon)
+        bridge.tempo_source_external(True)
+        for step in range(1, 201):  # 200 changes, as a DAW's ramp through MIDI clock sends
+            bridge.set_tempo(BPM + step * 0.1)
+        final = BPM + 20.0
+
+        def queued(events: list) -> list:
+            return [args[0] for a, args in events if a == "/musicldm/queued"]
+
+        def settled(events: list) -> bool:
+            ended = {args[0] for a, args in events if a in ("/musicldm/done", "/musicldm/fail")}
+            dones = [args for a, args in events if a == "/musicldm/done"]
+            fresh = any(d[3] == pytest.approx(final) for d in dones)
+            return fresh and set(queued(events)) <= ended  # and every take ended once
+
+        events = _until(osc, settled)
+        # one take for the tempo that holds (one more per bar if the ramp outlasted one)
+        assert 1 <= len(queued(events)) <= 3, queued(events)
+        assert live_daemon.live.render_bpm == pytest.approx(final)
+    finally:
+        osc.close()
+
+
+# -- Live with injected fakes: the job system, the event sink, a fake clock ----------------------
+
+
+class FakeJobs:
+    """A :class:`daemon.live.jobsystem.JobSystem` that records submits and cancels."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.submitted: list[tuple[Any, float]] = []  # (job id, bpm)
+        self.cancelled: list[Any] = []
+        self.outstanding: dict[Any, float] = {}  # submitted, neither cancelled nor rendered
+
+    def build_spec(self, prompt: str, options: Any, *, tempo: float | None = None) -> ClipSpec:
+        bpm = (options or {}).get("bpm") or (self.session.bpm if tempo is None else tempo)
+        return ClipSpec(prompt=prompt, bpm=bpm, steps=3, seed=1).validated()
+
+    def submit(self, job_id: Any, spec: ClipSpec, **_: Any) -> None:
+        self.submitted.append((job_id, spec.bpm))
+        self.outstanding[job_id] = spec.bpm
+
+    def cancel_jobs(self, matches: Callable[[Any], bool]) -> int:
+        found = [j for j in self.outstanding if matches(SimpleNamespace(job_id=j))]
+        for job_id in found:
+            del self.outstanding[job_id]
+            self.cancelled.append(job_id)
+        return len(found)
+
+
+class FakeEvents:
+    """A :class:`daemon.live.jobsystem.EventSink` that records what was sent, and to whom."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list, tuple]] = []
+
+    def send(self, message: Any, to: Any = ()) -> None:
+        self.sent.append((message.address, list(message.args), tuple(to)))
+
+
+def _fake_live(now: list[float]) -> tuple[Live, FakeJobs, FakeEvents, Session]:
+    session = Session(120.0, clock=lambda: now[0])
+    mixer = Mixer(44100, slots=SLOTS + PLAY_SLOTS)
+    jobs, events = FakeJobs(session), FakeEvents()
+    live = Live(jobs, events, session, mixer, NullOutput(mixer), device_rate=44100)
+    return live, jobs, events, session
+
+
+@pytest.mark.parametrize(
+    ("spacing", "most_retempos"),
+    [
+        (0.001, 1),  # a burst (a jittery clock, a fader): renders once, for where it ends
+        (0.1, 12),  # MidiControl's ten changes a second for 20 s: at most once a bar
+    ],
+)
+def test_a_tempo_ramp_renders_a_bounded_number_of_takes_and_cancels_superseded_ones(
+    spacing: float, most_retempos: int
+) -> None:
+    now = [0.0]
+    live, jobs, _, session = _fake_live(now)
+    bridge = MidiBridge(session, live, set_default=lambda key, value: None)
+    live.define_slot(0, "drums", None, 2, ORIGIN)
+    live.define_slot(1, "pads", None, 1, ORIGIN)
+    assert len(jobs.submitted) == 3
+    # A DAW's tempo ramp from 120 to 140 BPM through MIDI clock: 200 changes.
+    for step in range(1, 201):
+        now[0] += spacing
+        bridge.set_tempo(120.0 + 20.0 * step / 200)
+        live.settle()
+        assert len(jobs.outstanding) <= 3  # never more queued than `ahead` per slot
+    now[0] += SETTLE_SECONDS
+    live.settle()
+    assert session.bpm == pytest.approx(140.0)
+    assert live.render_bpm == pytest.approx(140.0)
+    assert 1 <= live.retempos <= most_retempos
+    # a retempo renders at most `ahead` takes per slot, and cancels every one it supersedes
+    assert len(jobs.submitted) <= 3 * (1 + live.retempos)
+    assert sorted(jobs.cancelled) == sorted(j for j, _ in jobs.submitted[:-3])
+    assert all(abs(bpm - 140.0) <= 0.1 for bpm in jobs.outstanding.values())
+    assert len(jobs.outstanding) == 3
+    # the clock itself followed every change at once
+    assert live.mixer.grid.bpm == 120.0  # nothing pulled the callback yet: commands wait
+    tempo_commands = [c for c in live.mixer._commands if c[0] == "tempo"]
+    assert len(tempo_commands) == 200 and tempo_commands[-1][1] == pytest.approx(140.0)
+
+
+def test_a_tempo_that_has_not_settled_renders_nothing_new() -> None:
+    now = [0.0]
+    live, jobs, _, session = _fake_live(now)
+    live.define_slot(0, "drums", None, 1, ORIGIN)
+    session.set_tempo(130.0)
+    now[0] += SETTLE_SECONDS / 2
+    assert not live.settle()
+    live.trigger(0, origin=ORIGIN)  # a trigger meanwhile asks for takes at the old tempo
+    assert [bpm for _, bpm in jobs.submitted] == [120.0]
+    now[0] += SETTLE_SECONDS
+    assert live.settle()
+    assert [bpm for _, bpm in jobs.submitted] == [120.0, 130.0]
+    assert jobs.cancelled == [jobs.submitted[0][0]]
+
+
+def test_the_session_ignores_osc_tempo_while_an_outside_clock_leads() -> None:
+    now = [0.0]
+    session = Session(120.0, clock=lambda: now[0])
+    session.follow_external(True)
+    assert session.set_tempo(100.0) is False and session.bpm == 120.0
+    now[0] = 1.0
+    assert session.set_tempo(126.5, external=True) is True
+    assert session.state.tempo_changed_at == 1.0 and session.state.tempo_changes == 1
+    session.follow_external(False)
+    assert session.set_tempo(100.0) is True and session.bpm == 100.0
+
+
+def test_set_bpm_and_tempo_move_one_clock_that_new_clips_follow(tiny_engine, tmp_path):
+    d = Daemon(daemon_config(tmp_path), engine=tiny_engine)  # no audio: the session still rules
+    d.start()
+    osc = RawOsc(d.address)
+    try:
+        osc.send("/musicldm/set", "bpm", 128.0)
+        assert osc.wait_for("/musicldm/value", 10) == ["bpm", pytest.approx(128.0)]
+        osc.send("/musicldm/tempo", 100.0)
+        assert osc.wait_for("/musicldm/value", 10) == ["bpm", pytest.approx(100.0)]
+        osc.send("/musicldm/generate", "follow the clock", "steps", 2)
+        assert osc.wait_for("/musicldm/done", 60)[3] == pytest.approx(100.0)
+    finally:
+        osc.close()
+        d.stop()

@@ -14,17 +14,15 @@ from typing import Any
 import mido
 import pytest
 
+from daemon.live.link import LinkFollower, link_available, link_probe
 from daemon.live.midi import (
     TICKS_PER_BEAT,
     CCMapping,
     ClockFollower,
-    LinkFollower,
     MidiControl,
     MidiInput,
     MidiUnavailable,
     PortNotFound,
-    link_available,
-    link_probe,
     list_inputs,
     match_port,
     open_input,

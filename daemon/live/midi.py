@@ -1,4 +1,4 @@
-"""The MIDI front-end: notes trigger slots, CCs set defaults, MIDI clock or Ableton Link sets tempo.
+"""The MIDI front-end: notes trigger slots, CCs set defaults, MIDI clock sets the tempo.
 
 MIDI maps onto the same actions as OSC (see ``docs/osc.md``): trigger a slot, set a default,
 set the tempo, start and stop the transport. Like the OSC front-end, it only translates
@@ -15,8 +15,7 @@ Threads, and who calls what:
   clock. Every :class:`MidiActions` method is called from this thread, one call at a time, so
   :class:`MidiControl` and :class:`ClockFollower` need no locks. The actions must return quickly
   (enqueue, set a value): they run between MIDI messages.
-- **Ableton Link** (optional, :class:`LinkFollower`) polls Link's session from its own thread and
-  calls ``set_tempo`` from there; :meth:`LinkFollower.beat_at` may be called from any thread.
+- **Ableton Link** lives in :mod:`daemon.live.link` (same actions, its own polling thread).
 - The daemon's start-up thread calls :func:`list_inputs`, :func:`probe`, :func:`open_input`,
   :meth:`MidiInput.open`, :meth:`MidiInput.start` and :meth:`MidiInput.stop`.
 
@@ -27,7 +26,8 @@ Errors::
         └── PortNotFound   no input port matches the name given (the message lists them)
 
 Both mean "MIDI control is off"; the daemon says so once and keeps serving OSC.
-:meth:`LinkFollower.start` raises :class:`MidiUnavailable` too, when ``aalink`` is missing.
+:meth:`daemon.live.link.LinkFollower.start` raises :class:`MidiUnavailable` too, when ``aalink``
+is missing.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from daemon.wire.contract import GENERATE_OPTIONS
+from musicldm_core.spec import LIMITS
 from musicldm_core.units import Bpm, Seconds
 
 __all__ = [
@@ -51,14 +53,11 @@ __all__ = [
     "VIRTUAL_PORT_NAME",
     "CCMapping",
     "ClockFollower",
-    "LinkFollower",
     "MidiActions",
     "MidiControl",
     "MidiInput",
     "MidiUnavailable",
     "PortNotFound",
-    "link_available",
-    "link_probe",
     "list_inputs",
     "match_port",
     "open_input",
@@ -76,11 +75,13 @@ VIRTUAL_PORT_NAME = "musicldm"
 
 TRANSPORT_COMMANDS = ("start", "stop", "continue")
 
-INTEGER_KEYS = frozenset({"bars", "beats", "steps", "seed", "takes", "loop", "slot", "play"})
+INTEGER_KEYS = frozenset(
+    key for key, option in GENERATE_OPTIONS.items() if option.type_name in ("int", "0/1")
+)
 """Options the OSC contract types as int: a CC mapped onto one of them is rounded by default."""
 
-TEMPO_RANGE = (20.0, 400.0)
-"""BPM range the OSC contract accepts; a clock estimate outside it is not passed on."""
+TEMPO_RANGE = LIMITS["bpm"]
+"""Tempi the clock follower reports (the contract's ``bpm`` range); others are noise."""
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -98,7 +99,8 @@ class PortNotFound(MidiUnavailable):
 
 
 class MidiActions(Protocol):
-    """What the MIDI front-end asks of the daemon; implemented by the daemon.
+    """What the MIDI front-end asks of the daemon; :class:`daemon.live.slots.MidiBridge`
+    implements it (tempo and transport go to the one :class:`daemon.live.session.Session`).
 
     Called from the MIDI worker thread (and, for Link, from :class:`LinkFollower`'s thread),
     while the OSC thread calls the daemon too: every method must be safe to call from another
@@ -497,7 +499,7 @@ class MidiControl:
             log.info("MIDI clock arriving; following its tempo")
             self._call("tempo_source_external", True)
         bpm = self.follower.tick(timestamp)
-        if bpm is None or not TEMPO_RANGE[0] <= bpm <= TEMPO_RANGE[1]:
+        if bpm is None or not TEMPO_RANGE.lo <= bpm <= TEMPO_RANGE.hi:
             return
         # Jitter moves the estimate by about its uncertainty; only a larger move is news.
         threshold = max(self.min_tempo_change, 3 * (self.follower.uncertainty or 0.0))
@@ -765,156 +767,3 @@ class MidiInput:
                     )
                     reported_dropped = self.dropped
         self.control.detach()
-
-
-# --- Ableton Link (optional) --------------------------------------------------------------------
-
-
-def link_probe() -> str | None:
-    """None if Ableton Link can be used (the ``aalink`` package imports), else why not."""
-    try:
-        import aalink  # noqa: F401
-    except Exception as exc:
-        return (
-            f"Ableton Link is not available (aalink: {exc}); "
-            'install it with: pip install "musicldm-daemon[link]"'
-        )
-    return None
-
-
-def link_available() -> bool:
-    """Whether Ableton Link can be used here; :func:`link_probe` says why not."""
-    return link_probe() is None
-
-
-class LinkFollower:
-    """Follows an Ableton Link session: its tempo goes to ``set_tempo``, its beat to ``beat_at``.
-
-    Needs the optional ``aalink`` package (``pip install "musicldm-daemon[link]"``); without it
-    :meth:`start` raises :class:`MidiUnavailable` with :func:`link_probe`'s reason. A thread
-    reads Link's tempo and beat every ``poll_seconds``, calls ``set_tempo`` when the tempo
-    moved by more than ``min_tempo_change`` BPM, and ``align_phase`` (where the actions have
-    it) with the bar phase and the time it was read. While running, the tempo is external
-    (``tempo_source_external(True)``). ``bpm`` is the tempo the daemon starts the session
-    with when it is alone in it.
-
-    Only the "not installed" path and the polling logic (with a stand-in ``link`` object that
-    has ``tempo``, ``beat``, ``quantum``, ``enabled`` and ``num_peers``) are tested here; a real
-    session needs the network and another Link peer.
-    """
-
-    def __init__(
-        self,
-        actions: MidiActions,
-        *,
-        bpm: float = 120.0,
-        quantum_beats: float = 4.0,
-        poll_seconds: float = 0.05,
-        min_tempo_change: float = 0.05,
-        link: Any = None,
-    ) -> None:
-        self.actions = actions
-        self.initial_bpm = bpm
-        self.quantum_beats = quantum_beats
-        self.poll_seconds = Seconds(poll_seconds)
-        self.min_tempo_change = min_tempo_change
-        self._link = link
-        self._loop: Any = None
-        self._lock = threading.Lock()
-        self._reading: tuple[float, float, float] | None = None  # (monotonic, beat, bpm)
-        self._sent_bpm: float | None = None
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._started = False
-
-    def start(self) -> None:
-        """Join the Link session and start following it. Raises :class:`MidiUnavailable`."""
-        if self._link is None:
-            reason = link_probe()
-            if reason is not None:
-                raise MidiUnavailable(reason)
-            import asyncio
-
-            import aalink
-
-            # aalink wants an event loop for sync() futures and callbacks; polling needs neither.
-            self._loop = asyncio.new_event_loop()
-            self._link = aalink.Link(self.initial_bpm, self._loop)
-        self._link.quantum = self.quantum_beats
-        self._link.enabled = True
-        self._started = True
-        self.actions.tempo_source_external(True)
-        self.poll()
-        self._thread = threading.Thread(target=self._run, name="link-follower", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Leave the session; the tempo is the daemon's own again."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
-        if self._started:
-            self._started = False
-            with contextlib.suppress(Exception):
-                self._link.enabled = False
-            self.actions.tempo_source_external(False)
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
-
-    def poll(self, now: float | None = None) -> None:
-        """Read Link's tempo and beat once (the follower's thread does this every poll)."""
-        now = time.monotonic() if now is None else now
-        bpm = float(self._link.tempo)
-        beat = float(self._link.beat)
-        with self._lock:
-            self._reading = (now, beat, bpm)
-        if self._sent_bpm is None or abs(bpm - self._sent_bpm) > self.min_tempo_change:
-            self._sent_bpm = bpm
-            try:
-                self.actions.set_tempo(round(bpm, 2))
-            except Exception:
-                log.exception("Link: set_tempo(%s) failed", bpm)
-        align = getattr(self.actions, "align_phase", None)
-        if align is not None:
-            try:
-                align(beat % self.quantum_beats, now)
-            except Exception:
-                log.exception("Link: aligning the phase failed")
-
-    @property
-    def bpm(self) -> Bpm | None:
-        """The session's tempo at the last reading, or None before :meth:`start`."""
-        with self._lock:
-            return None if self._reading is None else Bpm(self._reading[2])
-
-    @property
-    def peers(self) -> int:
-        """How many other Link peers are in the session."""
-        return int(getattr(self._link, "num_peers", 0)) if self._link is not None else 0
-
-    def beat_at(self, now: float) -> float | None:
-        """The session's beat position at ``now`` (``time.monotonic()`` seconds), or None.
-
-        Extrapolated from the last reading at its tempo; any thread may call it.
-        """
-        with self._lock:
-            reading = self._reading
-        if reading is None:
-            return None
-        read_at, beat, bpm = reading
-        return beat + (now - read_at) * bpm / 60.0
-
-    def phase_at(self, now: float) -> float | None:
-        """Beats since the last bar line (0 ≤ phase < ``quantum_beats``) at ``now``, or None."""
-        beat = self.beat_at(now)
-        return None if beat is None else beat % self.quantum_beats
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self.poll_seconds):
-            try:
-                self.poll()
-            except Exception:
-                log.exception("Link: reading the session failed; Link following stops")
-                return

@@ -1,45 +1,69 @@
-"""Live playback: clip slots that never go silent, quantized triggers, ``/play``, ``/stop``,
-tempo and transport, and the ``/playing``, ``/stopped`` and ``/late`` events they raise.
+"""Live playback: clip slots that never go silent, quantized triggers, ``/play``, ``/stop``, and
+the ``/playing``, ``/stopped`` and ``/late`` events they raise.
+
+``live`` talks to the rest of the daemon only through the narrow interface of
+:mod:`daemon.live.jobsystem` (submit, cancel and build takes; send events) and reads and follows
+the tempo and transport of one :class:`daemon.live.session.Session`, their only owner.
 
 Threads:
 
 * the OSC thread and the MIDI thread call :meth:`Live.define_slot`, :meth:`~Live.trigger`,
-  :meth:`~Live.play_file`, :meth:`~Live.stop`, :meth:`~Live.set_tempo`,
-  :meth:`~Live.transport` — they only enqueue mixer commands and jobs, never wait on the model;
+  :meth:`~Live.play_file`, :meth:`~Live.stop` and :meth:`~Live.release` — they only enqueue
+  mixer commands and jobs, never wait on the model; any thread that changes the session calls
+  :meth:`Live.tempo_changed` and :meth:`Live.transport_changed` (as its listener);
 * the worker thread calls :meth:`Live.on_clip` when a take is written: the clip is resampled to
   the device rate there, off the audio thread, and parked in its slot;
-* one event thread of this module drains the mixer's events and sends the replies;
+* one event thread of this module drains the mixer's events, sends the replies and, every
+  20 ms, :meth:`Live.settle`\\ s the tempo the slots render for;
 * the audio callback (:class:`daemon.live.player.Mixer`) only mixes.
 
 A slot keeps ``ahead`` takes rendered (at ``normal`` priority, below ``live`` work). A trigger
 launches the next ready take at the quantize point and asks for a replacement; with none ready,
 the last take plays again, so the slot never goes silent, and the fresh take follows at the
-next quantize point once it is ready — reported with ``/musicldm/late id``.
+next quantize point once it is ready — reported with ``/musicldm/late id``. A trigger on a slot
+that has no take at all yet is answered ``/musicldm/late id`` at once (``id``: the take it waits
+for), and the slot starts when that take is ready. A stop cancels every launch of the slot that
+is still waiting: for a take (a trigger, ``generate … play 1``) or for its quantize point.
+
+Tempo changes are coalesced: the mixer's clock follows every change at once, but the slots
+render for the tempo that holds — one that has not moved for :data:`SETTLE_SECONDS`, or, during
+a long ramp, the tempo of the moment at most once a bar — and cancel their takes still queued or
+rendering for a tempo that no longer holds. A ramp of any number of tempo changes so renders at
+most ``ahead`` takes per slot per bar, and the queue never holds more than ``ahead`` of them per
+slot.
+
+Every event goes to who asked for it (the sender of the trigger, ``/play``, ``generate … play 1``
+or ``/stop``; for a launch nobody asked for directly, the slot's last definer or triggerer),
+besides the notify and reply targets.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from daemon.live.jobsystem import EventSink, JobId, JobInfo, JobSystem, Origin
+from daemon.live.session import Session
+from daemon.wire import contract
 from musicldm_core.dsp import resample
 from musicldm_core.errors import BadRequest, NotFound
 
 if TYPE_CHECKING:
-    from daemon.app.daemon import Daemon
-    from daemon.jobs.queue import Job
     from daemon.live.audio_out import AudioOutput
     from daemon.live.player import Mixer
     from musicldm_core.render import Clip
 
-__all__ = ["PLAY_SLOTS", "Live", "MidiBridge"]
+__all__ = ["PLAY_SLOTS", "SETTLE_SECONDS", "SLOTS", "Live", "MidiBridge"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +74,16 @@ PLAY_SLOTS = 16
 """Extra mixer slots 128–143 carry ``/play`` and ``generate … play 1`` clips without a slot."""
 
 TEMPO_TOLERANCE = 0.1
-"""A take rendered within this many BPM of the clock's tempo still fits; beyond, the slot renders
-fresh takes at the new tempo (and plays the old ones only until those are ready)."""
+"""A take rendered within this many BPM of the tempo the slots render for still fits; beyond,
+the slot renders fresh takes at the new tempo (and plays the old ones only until those are
+ready)."""
+
+SETTLE_SECONDS = 0.5
+"""A tempo change is rendered for once the tempo has held this long (a DAW's ramp through MIDI
+clock sends up to ten changes a second); during a longer ramp, at most once a bar."""
+
+EVENT_SECONDS = 0.02
+"""How often the event thread drains the mixer's events and checks the tempo."""
 
 
 @dataclass(eq=False)  # compared by identity: removing one from a deque must not compare audio
@@ -60,9 +92,34 @@ class Take:
 
     audio: np.ndarray
     path: str
-    job_id: int | str
+    job_id: JobId
     bpm: float | None = None
     """The tempo it was rendered at (None: a length in seconds, fits any tempo)."""
+
+
+@dataclass(eq=False)  # the mixer's tag for one launch: compared and hashed by identity
+class _Launch:
+    """One clip handed to the mixer, and who its events go to."""
+
+    slot: int
+    path: str
+    job_id: JobId | None
+    origin: Origin
+    late_due: int | None = None
+    """The output sample of the quantize point it was meant for: sounding later is ``/late``."""
+    stop_origin: Origin | None = None
+    """Who asked to stop it (``()``: MIDI or the transport); None: nobody yet."""
+
+
+@dataclass
+class _Wait:
+    """A trigger waiting for a fresh take of its slot."""
+
+    due: int
+    """The output sample of the quantize point the trigger asked for."""
+    origin: Origin
+    announced: bool
+    """Whether ``/late`` was sent at the trigger already (the slot had no take at all)."""
 
 
 @dataclass
@@ -74,42 +131,81 @@ class SlotState:
     ahead: int = 1
     ready: deque[Take] = field(default_factory=deque)
     last: Take | None = None
-    pending: dict[int | str, float | None] = field(default_factory=dict)
+    pending: dict[JobId, float | None] = field(default_factory=dict)
     """Job id → tempo of each take being rendered for this slot."""
     made: int = 0
     """Takes asked for so far: with a fixed ``seed``, take n uses seed + n (a new take each
     time, the same sequence every set)."""
-    late_due: int | None = None
+    wait: _Wait | None = None
     quantize: str = "bar"
     loop: bool = True
     gain: float = 1.0
     gate: bool = False
     follow: bool = False
     """Playing a take at an old tempo: swap in the first fresh take at the next quantize point."""
-    origin: tuple[tuple[str, int], ...] = ()
+    origin: Origin = ()
+    """Who defined or last triggered the slot: its takes' replies go there."""
+
+
+def _union(*origins: Origin | None) -> Origin:
+    """Every address in ``origins``, each once, in order."""
+    return tuple(dict.fromkeys(a for origin in origins if origin for a in origin))
 
 
 class Live:
-    """Slots, triggers and playback events on top of a :class:`~daemon.live.player.Mixer`."""
+    """Slots, triggers and playback events on top of a :class:`~daemon.live.player.Mixer`.
+
+    Args:
+        jobs: renders and cancels takes (:class:`~daemon.live.jobsystem.JobSystem`).
+        events: sends the playback events (:class:`~daemon.live.jobsystem.EventSink`).
+        session: the tempo and transport; this object listens to it and follows it.
+        mixer: the mixer the output's audio callback pulls.
+        output: the audio output, started and stopped with this object.
+        device_rate: the output's rate in Hz (takes are resampled to it).
+        settle_seconds: how long a tempo must hold before the slots render for it.
+        clock: the clock :meth:`settle` reads (the session's by default), in seconds.
+    """
 
     def __init__(
-        self, daemon: Daemon, mixer: Mixer, output: AudioOutput, *, device_rate: int
+        self,
+        jobs: JobSystem,
+        events: EventSink,
+        session: Session,
+        mixer: Mixer,
+        output: AudioOutput,
+        *,
+        device_rate: int,
+        settle_seconds: float = SETTLE_SECONDS,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self.daemon = daemon
+        self.jobs = jobs
+        self.events = events
+        self.session = session
         self.mixer = mixer
         self.output = output
         self.device_rate = device_rate
+        self.settle_seconds = settle_seconds
+        self._clock = clock or session.clock
         self.slots: dict[int, SlotState] = {}
         self._lock = threading.RLock()
         self._play_slots = itertools.cycle(range(SLOTS, SLOTS + PLAY_SLOTS))
         self._job_numbers = itertools.count(1)
-        self._expect_late: dict[object, int] = {}
-        self.external_tempo = False
-        self._origins: dict[int, tuple[tuple[str, int], ...]] = {}
-        self._slot_jobs: set[int | str] = set()  # every job id this module asked for
-        self._sounding: set[int] = set()  # slots the mixer reported playing (event thread)
+        self._slot_jobs: set[JobId] = set()  # every job id this module asked for
+        self._launches: dict[int, list[_Launch]] = {}  # handed to the mixer, not yet ended
+        self._sounding: set[int] = set()  # mixer slots the mixer reported playing
+        self._stopped_at: dict[int | None, float] = {}  # time.time() of the last stop (None: all)
+        state = session.state
+        self._render_bpm = float(state.bpm)  # the tempo the slots render for
+        self._unsettled_since: float | None = None
+        self.retempos = 0
+        """How many times the slots moved to a new tempo (for the log and tests)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="live-events", daemon=True)
+        session.listen(self)
+        if mixer.grid.bpm != state.bpm:  # the session may have moved before the mixer was made
+            mixer.set_tempo(state.bpm)
+        if not state.running:
+            mixer.transport(False)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -126,6 +222,11 @@ class Live:
     def describe(self) -> str:
         return self.output.describe()
 
+    @property
+    def render_bpm(self) -> float:
+        """The tempo the slots render for now (the session's, once it has settled)."""
+        return self._render_bpm
+
     # -- requests (OSC / MIDI threads) -----------------------------------------------------------
 
     def _slot(self, index: int) -> SlotState:
@@ -133,23 +234,25 @@ class Live:
             raise BadRequest(f"index must be an integer from 0 to {SLOTS - 1}, got {index}")
         return self.slots.setdefault(index, SlotState())
 
+    def _build(self, prompt: str, options: Any) -> Any:
+        return self.jobs.build_spec(prompt, options, tempo=self._render_bpm)
+
     def define_slot(
         self,
         index: int,
         prompt: str,
         options: Any,
         ahead: int | None,
-        origin: tuple,
+        origin: Origin,
         *,
         gate: bool | None = None,
     ) -> None:
         """Say what slot ``index`` plays; renders ``ahead`` takes in the background."""
-        self.daemon.build_spec(prompt, options)  # validate now, so errors reach the sender
+        self._build(prompt, options)  # validate now, so errors reach the sender
         with self._lock:
             slot = self._slot(index)
             changed = slot.prompt != prompt or slot.options != options
             slot.prompt, slot.options, slot.origin = prompt, options, origin
-            self._origins[index] = origin
             slot.ahead = ahead or slot.ahead or 1
             if gate is not None:
                 slot.gate = bool(gate)
@@ -159,14 +262,14 @@ class Live:
                 outdated = set(slot.pending)
                 slot.pending.clear()
                 if outdated:
-                    self.daemon.cancel_jobs(lambda job: job.job_id in outdated)
+                    self.jobs.cancel_jobs(lambda job: job.job_id in outdated)
             self._refill(index, slot)
 
     def _target_bpm(self, slot: SlotState) -> float | None:
         """The tempo the slot's takes are rendered at now (None: a length in seconds)."""
         if slot.prompt is None:
             return None
-        spec = self.daemon.build_spec(slot.prompt, slot.options)
+        spec = self._build(slot.prompt, slot.options)
         return None if spec.seconds is not None else spec.bpm
 
     @staticmethod
@@ -174,9 +277,9 @@ class Live:
         return bpm is None or target is None or abs(bpm - target) <= TEMPO_TOLERANCE
 
     def _refill(self, index: int, slot: SlotState) -> None:
-        """Render takes until ``ahead`` of them, at the current tempo, are ready or coming.
-
-        Ready takes at another tempo stay as a fallback (at most one); they do not count."""
+        """Render takes until ``ahead`` of them, at the tempo the slots render for, are ready or
+        coming. Ready takes at another tempo stay as a fallback (at most one); they do not count.
+        """
         if slot.prompt is None:
             return
         target = self._target_bpm(slot)
@@ -187,10 +290,10 @@ class Live:
         coming = sum(self._fits(bpm, target) for bpm in slot.pending.values())
         while fresh + coming < slot.ahead:
             job_id = f"slot{index}.{next(self._job_numbers)}"
-            spec = self.daemon.build_spec(slot.prompt, slot.options)
+            spec = self._build(slot.prompt, slot.options)
             # a fixed seed gives seed, seed + 1, ... (random seeds stay random)
             spec = replace(spec, seed=(int(spec.seed or 0) + slot.made) % 2**31)
-            self.daemon.submit(job_id, spec, priority="normal", origin=slot.origin, slot=index)
+            self.jobs.submit(job_id, spec, priority="normal", origin=slot.origin, slot=index)
             self._slot_jobs.add(job_id)
             slot.made += 1
             slot.pending[job_id] = None if spec.seconds is not None else spec.bpm
@@ -203,14 +306,17 @@ class Live:
         quantize: str | None = None,
         loop: bool | None = None,
         gain: float | None = None,
-        origin: tuple[tuple[str, int], ...] = (),
+        origin: Origin = (),
     ) -> None:
         """Launch slot ``index``'s next ready take at the quantize point (or its last take again
-        if none is ready), and start rendering a replacement."""
+        if none is ready), and start rendering a replacement. A slot without any take yet waits
+        for its first one and says so with ``/musicldm/late id`` at once."""
+        announce: JobId | None = None
         with self._lock:
             slot = self._slot(index)
             if origin:
-                self._origins[index] = origin
+                slot.origin = origin
+            asked = origin or slot.origin
             if quantize is not None:
                 slot.quantize = quantize
             if loop is not None:
@@ -223,44 +329,71 @@ class Live:
                 take = fitting[0]
                 slot.ready.remove(take)
                 slot.last = take
-                slot.late_due = None
-                self._launch(index, take, slot)
+                slot.wait = None
+                self._launch(index, take, slot, asked)
             elif slot.last is not None and self._fits(slot.last.bpm, target):
-                self._launch(index, slot.last, slot)  # never silence
-                slot.late_due = self.mixer.launch_point(slot.quantize)
+                self._launch(index, slot.last, slot, asked)  # never silence
+                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), asked, announced=False)
             elif slot.ready:  # only takes at an old tempo: play one until a fresh one is ready
                 take = slot.ready.pop()
                 slot.last = take
-                self._launch(index, take, slot)
-                slot.late_due = self.mixer.launch_point(slot.quantize)
+                self._launch(index, take, slot, asked)
+                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), asked, announced=False)
             elif slot.last is not None:
-                self._launch(index, slot.last, slot)  # never silence
-                slot.late_due = self.mixer.launch_point(slot.quantize)
+                self._launch(index, slot.last, slot, asked)  # never silence
+                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), asked, announced=False)
             elif slot.prompt is None:
                 raise NotFound(
                     f"slot {index} has nothing to play: define it with /musicldm/slot {index} "
-                    "prompt, or generate with slot "
-                    f"{index}"
+                    f"prompt, or generate with slot {index}"
                 )
-            else:
-                slot.late_due = self.mixer.launch_point(slot.quantize)
+            else:  # nothing rendered yet: the first fresh take starts the slot
+                self._refill(index, slot)
+                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), asked, announced=True)
+                announce = next(
+                    (j for j, bpm in slot.pending.items() if self._fits(bpm, target)), None
+                )
             self._refill(index, slot)
+        if announce is not None:
+            self.events.send(contract.late(announce), asked)
 
-    def _launch(self, index: int, take: Take, slot: SlotState) -> None:
-        tag = (index, take.path, take.job_id)
+    def _launch(
+        self, index: int, take: Take, slot: SlotState, origin: Origin, late_due: int | None = None
+    ) -> None:
+        launch = _Launch(index, take.path, take.job_id, origin, late_due)
+        with self._lock:
+            self._launches.setdefault(index, []).append(launch)
         self.mixer.play(
-            index, take.audio, quantize=slot.quantize, loop=slot.loop, gain=slot.gain, tag=tag
+            index, take.audio, quantize=slot.quantize, loop=slot.loop, gain=slot.gain, tag=launch
         )
+
+    def _play_voice(
+        self,
+        samples: np.ndarray,
+        path: str,
+        job_id: JobId | None,
+        origin: Origin,
+        *,
+        quantize: str = "bar",
+        loop: bool = True,
+        gain: float = 1.0,
+    ) -> int:
+        with self._lock:
+            voice = next(self._play_slots)
+            launch = _Launch(voice, path, job_id, origin)
+            self._launches.setdefault(voice, []).append(launch)
+        self.mixer.play(voice, samples, quantize=quantize, loop=loop, gain=gain, tag=launch)
+        return voice
 
     def play_file(
         self,
         path: Path,
-        job_id: int | str | None = None,
+        job_id: JobId | None = None,
         *,
         quantize: str | None = None,
         loop: bool | None = None,
         gain: float | None = None,
-        origin: tuple[tuple[str, int], ...] = (),
+        origin: Origin = (),
     ) -> int:
         """Play a finished clip file on a free play voice; returns the mixer slot used."""
         import soundfile as sf
@@ -270,32 +403,47 @@ class Live:
         except (OSError, RuntimeError) as exc:
             raise NotFound(f"cannot read {path}: {exc}") from exc
         mono = np.ascontiguousarray(audio.mean(axis=1), dtype=np.float32)
-        samples = resample(mono, rate, self.device_rate)
-        voice = next(self._play_slots)
-        self._origins[voice] = origin
-        self.mixer.play(
-            voice,
-            samples,
+        return self._play_voice(
+            resample(mono, rate, self.device_rate),
+            str(path),
+            job_id,
+            origin,
             quantize=quantize or "bar",
             loop=True if loop is None else loop,
             gain=1.0 if gain is None else gain,
-            tag=(voice, str(path), job_id),
         )
-        return voice
 
     def stop(
         self,
         index: int | None,
         *,
         quantize: str | None = None,
-        origin: tuple[tuple[str, int], ...] = (),
+        origin: Origin = (),
     ) -> None:
-        """Stop one slot or everything at the quantize point."""
+        """Stop one slot or everything at the quantize point, and cancel its launches still
+        waiting: a trigger waiting for a fresh take, a ``generate … play 1`` accepted before
+        (its clip is still rendered and delivered; it is not played), a launch waiting for its
+        quantize point. The stop's sender hears ``/musicldm/stopped`` too; so does it when the
+        slot was silent but had a launch waiting."""
         if index is not None:
             self._slot(index)
-            if origin:
-                self._origins[index] = origin
+        answers: list[tuple[int, Origin]] = []
+        with self._lock:
+            self._stopped_at[index] = time.time()
+            for slot_index, launches in self._launches.items():
+                if index is None or slot_index == index:
+                    for launch in launches:  # their stopped (or dropped) events answer the stop
+                        launch.stop_origin = _union(launch.stop_origin, origin)
+            for slot_index, slot in self.slots.items():
+                if index is None or slot_index == index:
+                    slot.follow = False
+                    waiting, slot.wait = slot.wait, None
+                    silent = not self._launches.get(slot_index) and slot_index not in self._sounding
+                    if waiting is not None and silent:  # no mixer event will answer this stop
+                        answers.append((slot_index, _union(origin, waiting.origin)))
         self.mixer.stop(index, quantize=quantize or "bar")
+        for slot_index, to in answers:
+            self.events.send(contract.stopped(slot_index), to)
 
     def release(self, index: int) -> bool:
         """A MIDI note-off: a slot in gate mode stops at its quantize point; others play on.
@@ -306,38 +454,80 @@ class Live:
             if slot is None or not slot.gate:
                 return False
             quantize = slot.quantize
-        self.mixer.stop(index, quantize=quantize)
+        self.stop(index, quantize=quantize)
         return True
 
-    def set_tempo(self, bpm: float, *, external: bool = False) -> bool:
-        """Set the clock's tempo; OSC tempo is ignored while following MIDI clock."""
-        if self.external_tempo and not external:
-            return False
+    # -- the session (any thread that changes it) ------------------------------------------------
+
+    def tempo_changed(self, bpm: float) -> None:
+        """The session's tempo moved: the clock follows from the next buffer. The slots render
+        for it once it has settled (:meth:`settle`)."""
         self.mixer.set_tempo(bpm)
-        self.daemon.tempo = float(bpm)
-        self._retempo()
+
+    def transport_changed(self, running: bool, resume: bool) -> None:
+        """The session's transport started or stopped; a stop silences everything at once and
+        cancels the launches still waiting."""
+        self.mixer.transport(running, resume=resume)
+        if not running:
+            self.stop(None, quantize="none")
+
+    def settle(self, now: float | None = None) -> bool:
+        """Move the slots to the session's tempo if it has held for ``settle_seconds``, or if
+        it has kept moving for a bar since it first differed; returns whether they moved.
+
+        Called by the event thread every :data:`EVENT_SECONDS`; tests call it with a fake
+        ``now`` (seconds on the session's clock)."""
+        state = self.session.state
+        now = self._clock() if now is None else now
+        with self._lock:
+            if state.bpm == self._render_bpm:
+                self._unsettled_since = None
+                return False
+            if self._unsettled_since is None:
+                self._unsettled_since = now
+            bar_seconds = self.mixer.grid.beats_per_bar * 60.0 / state.bpm
+            steady = now - state.tempo_changed_at >= self.settle_seconds
+            overdue = now - self._unsettled_since >= max(self.settle_seconds, bar_seconds)
+            if not (steady or overdue):
+                return False
+            self._render_bpm = float(state.bpm)
+            self._unsettled_since = None
+            self.retempos += 1
+            self._retempo()
+        log.debug("slots render at %.2f BPM now", state.bpm)
         return True
 
     def _retempo(self) -> None:
-        """After a tempo change: slots whose takes no longer fit render fresh ones."""
+        """After the tempo moved: takes still coming for an old tempo are cancelled, slots whose
+        takes no longer fit render fresh ones, and playing slots swap them in when ready."""
         sounding = set(self._sounding)
-        with self._lock:
-            for index, slot in self.slots.items():
-                if index in sounding and slot.last is not None:
-                    slot.follow = not self._fits(slot.last.bpm, self._target_bpm(slot))
-                try:
-                    self._refill(index, slot)
-                except Exception as exc:  # a full queue, say: the next trigger tries again
-                    log.warning("slot %s: cannot render at the new tempo: %s", index, exc)
-
-    def transport(self, running: bool, *, resume: bool = False) -> None:
-        self.mixer.transport(running, resume=resume)
-        if not running:
-            self.mixer.stop(None, quantize="none")
+        superseded: set[JobId] = set()
+        for index, slot in self.slots.items():
+            target = self._target_bpm(slot)
+            if index in sounding and slot.last is not None:
+                slot.follow = not self._fits(slot.last.bpm, target)
+            stale = [job_id for job_id, bpm in slot.pending.items() if not self._fits(bpm, target)]
+            for job_id in stale:
+                del slot.pending[job_id]
+            superseded.update(stale)
+        if superseded:
+            self.jobs.cancel_jobs(lambda job: job.job_id in superseded)
+        for index, slot in self.slots.items():
+            try:
+                self._refill(index, slot)
+            except Exception as exc:  # a full queue, say: the next trigger tries again
+                log.warning("slot %s: cannot render at the new tempo: %s", index, exc)
 
     # -- the worker's clips (worker thread) ------------------------------------------------------
 
-    def on_clip(self, job: Job, clip: Clip) -> None:
+    def _play_cancelled(self, job: JobInfo) -> bool:
+        """Whether a stop of its slot (or of everything) came after ``job`` was accepted."""
+        stopped = self._stopped_at.get(None, -math.inf)
+        if job.slot is not None:
+            stopped = max(stopped, self._stopped_at.get(job.slot, -math.inf))
+        return job.created <= stopped
+
+    def on_clip(self, job: JobInfo, clip: Clip) -> None:
         """A take was written: park it in its slot, or play it, as the job asked."""
         if job.slot is None and not job.play:
             return
@@ -345,78 +535,97 @@ class Live:
         bpm = None if clip.spec.seconds is not None else float(clip.spec.bpm)
         take = Take(np.ascontiguousarray(audio, dtype=np.float32), str(clip.path), job.job_id, bpm)
         if job.slot is None:
-            self._play_take(take)
+            with self._lock:
+                if self._play_cancelled(job):
+                    return
+            self._play_voice(take.audio, take.path, take.job_id, job.origin)
             return
         with self._lock:
             slot = self._slot(job.slot)
             if job.job_id in self._slot_jobs and job.job_id not in slot.pending:
-                return  # rendered for a prompt the slot no longer has
+                return  # rendered for a prompt or a tempo the slot no longer has
             if clip.rank == 0:
                 slot.pending.pop(job.job_id, None)
-            waiting = (slot.late_due is not None or slot.follow) and self._fits(
+            play = job.play and not self._play_cancelled(job)
+            waiting = (slot.wait is not None or slot.follow) and self._fits(
                 bpm, self._target_bpm(slot)
             )
-            if waiting or job.play:
-                slot.follow = False
-                # a trigger is waiting for a fresh take: it goes at the next quantize point
+            if waiting or play:
+                # a trigger (or the tempo) is waiting for a fresh take: it goes at the next
+                # quantize point
+                wait, slot.wait, slot.follow = slot.wait, None, False
                 slot.last = take
-                if slot.late_due is not None:
-                    self._expect_late[(job.slot, take.path, take.job_id)] = slot.late_due
-                slot.late_due = None
-                self._launch(job.slot, take, slot)
+                if wait is not None:  # the trigger's sender (and the generate's, if it asked)
+                    origin = _union(wait.origin, job.origin if play else ())
+                elif play:
+                    origin = job.origin
+                else:  # swapped in after a tempo change: nobody asked, tell the slot's owner
+                    origin = slot.origin
+                due = wait.due if wait is not None and not wait.announced else None
+                self._launch(job.slot, take, slot, origin, late_due=due)
             else:
                 slot.ready.append(take)
             self._refill(job.slot, slot)
 
-    def _play_take(self, take: Take) -> None:
-        voice = next(self._play_slots)
-        self.mixer.play(
-            voice,
-            take.audio,
-            quantize="bar",
-            loop=True,
-            gain=1.0,
-            tag=(voice, take.path, take.job_id),
-        )
-
     # -- events (event thread) -------------------------------------------------------------------
 
     def _pump(self) -> None:
-        while not self._stop.wait(0.02):
+        while not self._stop.wait(EVENT_SECONDS):
             try:
                 self._send_events()
+                self.settle()
             except Exception:
                 log.exception("playback events failed")
         self._send_events()
 
     def _send_events(self) -> None:
-        replier = self.daemon.osc.replier if self.daemon.osc is not None else None
         for kind, slot, tag, sample in self.mixer.drain_events():
-            if kind == "playing":
-                self._sounding.add(slot)
-            elif kind == "stopped":
-                self._sounding.discard(slot)
-            if replier is None:
+            if not isinstance(tag, _Launch):
                 continue
-            to = self._origins.get(slot, ())
+            with self._lock:
+                launches = self._launches.get(slot, [])
+                if kind == "playing":
+                    self._sounding.add(slot)
+                    if tag in launches:  # the launches before it were replaced or dropped
+                        del launches[: launches.index(tag)]
+                else:
+                    if kind == "stopped":
+                        self._sounding.discard(slot)
+                    if tag in launches:
+                        launches.remove(tag)
+                silent = slot not in self._sounding
             if kind == "playing":
-                path = tag[1] if isinstance(tag, tuple) else ""
-                replier.send("/musicldm/playing", [slot, path], to=to)
-                due = self._expect_late.pop(tag, None) if isinstance(tag, tuple) else None
-                if due is not None and sample > due:
-                    replier.send("/musicldm/late", [tag[2]], to=to)
-            elif kind == "stopped":
-                replier.send("/musicldm/stopped", [slot], to=to)
+                self.events.send(contract.playing(slot, tag.path), tag.origin)
+                if tag.late_due is not None and sample > tag.late_due and tag.job_id is not None:
+                    self.events.send(contract.late(tag.job_id), tag.origin)
+            elif kind == "stopped" or (tag.stop_origin is not None and silent):
+                # a stop that cancelled a launch still waiting for its line answers too
+                self.events.send(contract.stopped(slot), _union(tag.origin, tag.stop_origin))
         if self.mixer.last_error is not None and self.mixer.callback_errors:
             log.error("audio callback error: %s", self.mixer.last_error)
 
 
 class MidiBridge:
-    """What MIDI does (see :class:`daemon.live.midi.MidiActions`), on top of :class:`Live`."""
+    """What MIDI and Link do (see :class:`daemon.live.midi.MidiActions`): slots through
+    :class:`Live` (when there is audio output), tempo and transport through the
+    :class:`~daemon.live.session.Session`, knobs through ``set_default``.
 
-    def __init__(self, daemon: Daemon, live: Live | None) -> None:
-        self.daemon = daemon
+    Args:
+        session: the one owner of tempo and transport.
+        live: the slots, or None without audio output (then notes do nothing).
+        set_default: ``set_default(key, value)`` as ``/musicldm/set key value``.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        live: Live | None,
+        *,
+        set_default: Callable[[str, Any], None],
+    ) -> None:
+        self.session = session
         self.live = live
+        self._set_default = set_default
 
     def trigger(self, index: int, gain: float) -> None:
         if self.live is None:
@@ -433,19 +642,15 @@ class MidiBridge:
 
     def set_default(self, key: str, value: float) -> None:
         try:
-            self.daemon.set_default(key, value)
+            self._set_default(key, value)
         except Exception as exc:
             log.warning("MIDI control of %s: %s", key, exc)
 
     def set_tempo(self, bpm: float) -> None:
-        if self.live is not None:
-            self.live.set_tempo(bpm, external=True)
-        else:
-            self.daemon.tempo = float(bpm)
+        self.session.set_tempo(bpm, external=True)
 
     def transport(self, command: str) -> None:
-        if self.live is not None:
-            self.live.transport(command != "stop", resume=command == "continue")
+        self.session.set_running(command != "stop", resume=command == "continue")
 
     def align_phase(self, phase: float, read_at: float) -> None:
         """Ableton Link's bar phase: line the daemon's bar lines up with the session's, as
@@ -455,6 +660,5 @@ class MidiBridge:
             self.live.mixer.align_phase(phase, read_at - latency)
 
     def tempo_source_external(self, active: bool) -> None:
-        if self.live is not None:
-            self.live.external_tempo = active
+        self.session.follow_external(active)
         log.info("tempo %s MIDI clock", "follows" if active else "no longer follows")

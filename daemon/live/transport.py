@@ -11,6 +11,12 @@ The whole clock state is one immutable :class:`TempoGrid` that :meth:`Transport.
 another thread may read ``transport.grid`` (or ``Mixer.grid``) at any time and get a consistent
 snapshot to compute with, e.g. where a trigger that arrives now ought to launch.
 
+Numbering: beats are counted from 0 (a position), bars from 1 (a name, as in a DAW). Beat 0 is
+where the transport started, and it begins bar 1; bar ``n`` begins at beat
+``(n - 1) * beats_per_bar`` (:meth:`TempoGrid.sample_at_bar`). At 120 BPM in 4/4 and 44.1 kHz,
+bar 1 begins at sample 0 and bar 3 at sample 176400. Docs, replies and logs use the same
+numbering.
+
 Beat positions are exact: the grid keeps its anchor and its samples-per-beat as ``Fraction``s
 (:func:`musicldm_core.beats.beat_samples`), so with the anchor at beat 0, beat ``n`` falls at
 exactly ``round(n * samples_per_beat)`` however long the set runs. A tempo change re-anchors the
@@ -130,6 +136,14 @@ class TempoGrid(NamedTuple):
         """
         offset = (Fraction(beat) - self.anchor_beat) * self.samples_per_beat
         return self.anchor_sample + round(offset)
+
+    def sample_at_bar(self, bar: int) -> int:
+        """The output sample where bar ``bar`` begins; bars are numbered from 1, and bar 1
+        begins at beat 0 (where the transport started), so bar ``n`` begins at beat
+        ``(n - 1) * beats_per_bar``."""
+        if isinstance(bar, bool) or not isinstance(bar, int) or bar < 1:
+            raise ValueError(f"bar must be a whole number of at least 1, got {bar!r}")
+        return self.sample_at_beat((bar - 1) * self.beats_per_bar)
 
     def next_boundary_beat(self, sample: int, quantize: str) -> int | None:
         """The number of the first beat (``"beat"``) or bar line (``"bar"``, a multiple of
@@ -275,7 +289,7 @@ class Transport:
         )
 
     def start(self, at_sample: int) -> None:
-        """Run the clock with beat 0 (the first bar line) at output sample ``at_sample``."""
+        """Run the clock with beat 0 (where bar 1 begins) at output sample ``at_sample``."""
         self.grid = self.grid._replace(
             running=True,
             anchor_sample=int(at_sample),
