@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -20,11 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from daemon import __version__
-from daemon.config import DaemonConfig, load_config, parse_host_port
+from daemon.config import (
+    DaemonConfig,
+    default_out_dir,
+    default_state_dir,
+    load_config,
+    parse_host_port,
+)
 from musicldm_core.errors import BadRequest, ModelError, MusicLDMError, OutputError
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MODEL,
+    DEFAULT_PRESET,
     PRESETS,
     SAMPLE_FORMATS,
     SAMPLE_RATES,
@@ -38,13 +46,6 @@ log = logging.getLogger("daemon")
 
 EXIT_CODES = {BadRequest: 2, ModelError: 3, OutputError: 4}
 COMMANDS = ("serve", "render", "clips", "midi-ports", "audio-devices")
-
-
-def default_out_dir() -> Path:
-    """The user's music folder / MusicLDM."""
-    from platformdirs import user_music_path
-
-    return user_music_path() / "MusicLDM"
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -72,21 +73,59 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--bars", type=int, default=1, help="length in bars (1-64, default 1)")
     render.add_argument("--beats", type=int, default=4, help="beats per bar (1-16, default 4)")
     render.add_argument("--bpm", type=float, default=120.0, help="tempo (20-400, default 120)")
-    render.add_argument("--seconds", type=float, help="exact length in seconds instead of bars")
+    render.add_argument(
+        "--seconds", type=float, help="exact length in seconds instead of bars (default: bars)"
+    )
     render.add_argument("--seed", type=int, help="0-2147483647 (default: random, printed)")
-    render.add_argument("--preset", default="live", choices=sorted(PRESETS), help="default live")
+    render.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=sorted(PRESETS),
+        help=f"settings bundle (default {DEFAULT_PRESET})",
+    )
     render.add_argument("--steps", type=int, help="denoising steps (1-1000; default: preset's)")
     render.add_argument("--guidance", type=float, help="guidance scale (0-30; default: preset's)")
     render.add_argument("--negative", help="negative prompt (default: preset's)")
     render.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="default: preset's")
-    render.add_argument("--takes", type=int, default=1, help="candidates, ranked best-first (1-8)")
-    render.add_argument("--no-loop", action="store_true", help="plain cut with fades, no loop")
-    render.add_argument("--rate", type=int, default=44100, choices=SAMPLE_RATES, help="Hz")
-    render.add_argument("--format", default="pcm24", choices=SAMPLE_FORMATS, help="WAV samples")
+    render.add_argument(
+        "--takes",
+        type=int,
+        default=1,
+        help="candidates, ranked best-first (1-8, default %(default)s)",
+    )
+    render.add_argument(
+        "--no-loop", action="store_true", help="plain cut with fades (default: a seamless loop)"
+    )
+    render.add_argument(
+        "--rate",
+        type=int,
+        default=44100,
+        choices=SAMPLE_RATES,
+        help="sample rate in Hz (default %(default)s)",
+    )
+    render.add_argument(
+        "--format",
+        default="pcm24",
+        choices=SAMPLE_FORMATS,
+        help="WAV sample format (default %(default)s)",
+    )
     render.add_argument("--loudness", type=float, help="target loudness in LUFS (default: none)")
-    render.add_argument("--name", help="file name stem instead of the prompt")
-    render.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
+    render.add_argument(
+        "--name", help="file name stem instead of the prompt (default: from the prompt)"
+    )
+    render.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help="longest clip allowed, in seconds (default %(default)g)",
+    )
     render.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
+    render.add_argument(
+        "--state",
+        type=Path,
+        help="library folder the clips are recorded in, as the daemon's --state "
+        "(default: user data folder)",
+    )
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_model_options(render)
 
@@ -134,8 +173,10 @@ def _render(args: argparse.Namespace) -> int:
 
     spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
     spec = resolve_seed(spec.validated(max_seconds=args.max_seconds))
-    out_dir = args.out if args.out is not None else default_out_dir()
+    # absolute, so the printed paths and the library's work from any folder
+    out_dir = Path(os.path.abspath((args.out or default_out_dir()).expanduser()))
     ensure_writable(out_dir)  # fail before the model loads, not after the render
+    library = _open_library(args.state)
 
     from musicldm_core.engine import Engine
 
@@ -159,6 +200,8 @@ def _render(args: argparse.Namespace) -> int:
     for clip in clips:
         path = save_clip(clip, out_dir)
         print(path)
+        if library is not None:
+            _record_render(library, clip)
         if not args.quiet:
             score = "" if clip.score is None else f", score {clip.score:.3f}"
             print(
@@ -166,7 +209,50 @@ def _render(args: argparse.Namespace) -> int:
                 f"seed {clip.seed}{score}",
                 file=sys.stderr,
             )
+    if library is not None:
+        library.close()
     return 0
+
+
+RENDER_JOB_ID = "render"
+"""The job id of ``render``'s clips in the library: ``/musicldm/play render`` plays the newest."""
+
+
+def _open_library(state: Path | None) -> Any:
+    """The journal ``render`` records its clips in, so ``clips`` lists them; None (with a
+    warning: the files are made anyway) when it cannot be opened."""
+    from daemon.jobs.journal import Journal
+
+    folder = Path(os.path.abspath((state or default_state_dir()).expanduser()))
+    try:
+        return Journal(folder / "journal.sqlite3")
+    except MusicLDMError as exc:
+        print(f"warning: the clips will not be in the library: {exc}", file=sys.stderr)
+        return None
+
+
+def _record_render(library: Any, clip: Any) -> None:
+    from daemon.jobs.journal import ClipRecord
+
+    spec = clip.spec
+    record = ClipRecord(
+        job_id=RENDER_JOB_ID,
+        path=str(clip.path),
+        prompt=spec.prompt,
+        seconds=clip.seconds,
+        bpm=spec.bpm,
+        bars=None if spec.seconds is not None else spec.bars,
+        beats_per_bar=spec.beats_per_bar,
+        seed=clip.seed,
+        take=clip.take,
+        score=clip.score,
+        settings=clip.settings(),
+        render_seconds=sum(clip.timings.values()),
+    )
+    try:
+        library.add_clip(record)
+    except MusicLDMError as exc:
+        print(f"warning: {clip.path} is not in the library: {exc}", file=sys.stderr)
 
 
 def _progress_bar(quiet: bool, spec: ClipSpec) -> Any:
@@ -280,14 +366,13 @@ def serve_main(argv: Sequence[str]) -> int:
     """``musicldm-daemon serve``: run until SIGINT or SIGTERM."""
     args = serve_parser().parse_args(list(argv))
     config = config_from_args(args)
-    logging.basicConfig(
-        level=getattr(logging, config.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(config.log_level)
     from daemon.app.daemon import Daemon
 
-    daemon = Daemon(config)
+    audio_off = (
+        "--no-audio" if args.no_audio else "audio disabled in the config: [audio] enabled = false"
+    )
+    daemon = Daemon(config, audio_off=None if config.audio else audio_off)
     stop_requested = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -296,14 +381,31 @@ def serve_main(argv: Sequence[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # A failed start has stopped what it started; main() prints its error as one line.
+    daemon.start()
     try:
-        daemon.start()
         while not stop_requested.wait(0.5):
             pass
     finally:
         daemon.stop()
         log.info("musicldm-daemon stopped")
     return 0
+
+
+def setup_logging(level_name: str) -> None:
+    """Log to stderr at ``level_name`` (debug, info, warning, error).
+
+    ``debug`` applies to the daemon's own loggers (``daemon.*``, ``musicldm_core.*``); other
+    libraries stay at info, so their internals do not drown the daemon's lines.
+    """
+    level = getattr(logging, level_name.upper(), logging.INFO)
+    logging.basicConfig(
+        level=max(level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    for name in ("daemon", "musicldm_core"):
+        logging.getLogger(name).setLevel(level)
 
 
 def clips_main(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ daemon (or a CLI command); a :class:`DaemonConfig` is immutable and may be read 
 
 from __future__ import annotations
 
-import ipaddress
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -30,11 +30,13 @@ from types import MappingProxyType
 from typing import Any
 
 from daemon.live.midi import CCMapping, parse_cc_map
+from daemon.wire.addresses import is_loopback, parse_ip, parse_network
 from daemon.wire.contract import GENERATE_OPTIONS, PLAYBACK_OPTIONS, check_option
 from musicldm_core.errors import BadRequest
 from musicldm_core.spec import (
-    DEFAULT_MODEL,
     DEFAULT_MAX_SECONDS,
+    DEFAULT_MODEL,
+    DEFAULT_PRESET,
     LIMITS,
     MAX_PROMPT_CHARS,
     MIN_SECONDS,
@@ -315,7 +317,9 @@ def _path(where: _Where, value: Any) -> Path:
     path = path.expanduser()
     if where.base is not None and not path.is_absolute():
         path = where.base / path  # relative to the config file, not to wherever we started
-    return path
+    # Absolute (from the current folder) from here on: the paths the daemon sends in replies
+    # and logs must work for a client started in another folder.
+    return Path(os.path.abspath(path))
 
 
 def _model(where: _Where, value: Any) -> str:
@@ -368,7 +372,7 @@ def _allow(where: _Where, value: Any) -> tuple[str, ...]:
     networks: list[str] = []
     for item in value:
         try:
-            network = str(ipaddress.ip_network(item.strip(), strict=False))
+            network = str(parse_network(item))
         except (AttributeError, TypeError, ValueError):
             raise where.fail(
                 f'entries must be networks (CIDR) such as "192.168.1.0/24" or "10.0.0.5", '
@@ -443,11 +447,7 @@ _FIELD_CHECKS: dict[str, Callable[[_Where, Any], Any]] = {
 
 
 def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", maxsplit=1)[0])
-    except ValueError:
-        return False
-    return True
+    return parse_ip(host) is not None and not host.strip().startswith("[")
 
 
 def parse_host_port(text: str, *, name: str = "reply_to", key: str = "reply_to") -> Address:
@@ -473,24 +473,6 @@ def parse_host_port(text: str, *, name: str = "reply_to", key: str = "reply_to")
     if not _REPLY_PORT.lo <= port <= _REPLY_PORT.hi:
         raise where.fail(f"port must be from 1 to 65535, got {text!r}")
     return host, port
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``, ``::ffff:127.x``).
-
-    Host names other than ``localhost`` are not resolved and count as not loopback, and so do
-    the wildcards ``0.0.0.0`` and ``::`` (they listen on every interface). Pure; any thread.
-    """
-    name = host.strip().lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(name.strip("[]").split("%", maxsplit=1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped.is_loopback
-    return ip.is_loopback
 
 
 # -- the mapping settings -----------------------------------------------------------------------
@@ -550,7 +532,7 @@ def _merge_presets(
             raise whole.fail(
                 f"names must be 1-64 letters, digits, _ or - (an OSC preset name), got {name!r}"
             )
-        base = presets.get(name, presets.get("live", PRESETS["live"]))
+        base = presets.get(name, presets.get(DEFAULT_PRESET, PRESETS[DEFAULT_PRESET]))
         presets[name] = _preset(where(name), name, table, base)
 
 

@@ -8,6 +8,22 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default state folder (the user data folder) in a temporary folder: ``render`` records
+    its clips there, and tests must not add them to the real user's library. Subprocesses
+    inherit it."""
+    import os
+
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("user-data"))
+    yield Path(os.environ["XDG_DATA_HOME"])
+    if saved is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = saved
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private test-model cache, so the session builds the tiny model itself."""

@@ -268,7 +268,7 @@ def test_command_line_wins_over_the_file(tmp_path: Path) -> None:
     )
     assert config.port == 9200
     assert config.host == "127.0.0.2"
-    assert config.out == Path("cli-out")  # relative to the current folder, as typed
+    assert config.out == Path.cwd() / "cli-out"  # from the current folder, made absolute
     assert config.reply_to == (("10.0.0.1", 7000),)
     assert dict(config.defaults) == {"bars": 2, "takes": 3}  # mappings merge key by key
     assert (config.presets["live"].steps, config.presets["live"].guidance) == (12, 3.5)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.jobs.journal import SCHEMA_VERSION, ClipRecord, Journal
+from daemon.jobs.journal import SCHEMA_VERSION, ClipRecord, Journal, JournalError
 from musicldm_core.errors import OutputError
 
 REQUEST = {
@@ -292,3 +292,114 @@ def test_clip_lookups_from_another_thread_while_adding(journal: Journal) -> None
     assert errors == []
     found = journal.find_clip(1)
     assert found is not None and found.path == "/out/99.wav"
+
+
+# -- faults: a full disk, a damaged file, an older schema ----------------------------------------
+
+
+class _FullDisk:
+    """A connection whose writes fail as on a full disk (reads and transactions still work)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, params=()):  # type: ignore[no-untyped-def]
+        if sql.lstrip().startswith(("INSERT", "UPDATE", "DELETE")):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, params)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.db, name)
+
+
+def test_sqlite_errors_leave_as_io_errors_naming_the_journal(journal: Journal) -> None:
+    seq = journal.add(1, REQUEST, "normal")
+    real = journal._db
+    journal._db = _FullDisk(real)  # type: ignore[assignment]
+    with pytest.raises(JournalError, match="database or disk is full") as info:
+        journal.add(2, REQUEST, "normal")
+    assert isinstance(info.value, OutputError) and info.value.code == "io_error"
+    assert str(journal.path) in str(info.value)
+    with pytest.raises(JournalError):
+        journal.mark_running(seq)
+    assert journal.unfinished()[0].state == "queued"  # reads still work, nothing half-written
+
+
+def test_an_end_that_cannot_be_written_is_written_by_the_next_write(journal: Journal) -> None:
+    seq = journal.add(1, REQUEST, "normal")
+    real = journal._db
+    journal._db = _FullDisk(real)  # type: ignore[assignment]
+    assert journal.end_job(seq, "failed", "io_error", "disk full") is False  # never raises
+    assert journal.unrecorded == (seq,)
+    journal._db = real
+    journal.add(2, REQUEST, "normal")
+    assert journal.unrecorded == ()
+    job = journal.job(seq)
+    assert job is not None and (job.state, job.code) == ("failed", "io_error")
+
+
+def test_an_end_still_unwritten_gets_a_last_try_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    journal = Journal(path)
+    seq = journal.add(1, REQUEST, "normal")
+    real = journal._db
+    journal._db = _FullDisk(real)  # type: ignore[assignment]
+    journal.end_job(seq, "cancelled", "cancelled", "cancelled")
+    journal._db = real
+    journal.close()
+    with Journal(path) as again:
+        assert again.unfinished() == []
+
+
+def test_a_damaged_journal_says_how_to_move_it_aside(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(JournalError) as info:
+        Journal(path)
+    message = str(info.value)
+    assert f"journal at {path} is not a SQLite database" in message
+    assert f"mv {path} {path}.bad" in message
+
+
+def test_a_clip_and_its_take_count_are_one_write(journal: Journal) -> None:
+    seq = journal.add(1, REQUEST, "normal")
+    journal.add_clip(clip(1, "/out/t0.wav", take=0), job_seq=seq)
+    journal.add_clip(clip(1, "/out/t2.wav", take=2, rank=1), job_seq=seq)
+    journal.add_clip(clip(1, "/out/other.wav", take=1))  # a clip of no job (render)
+    assert journal.delivered_takes(seq) == {0, 2}
+    job = journal.job(seq)
+    assert job is not None and job.takes_done == 2
+    real = journal._db
+    journal._db = _FullDisk(real)  # type: ignore[assignment]
+    with pytest.raises(JournalError):
+        journal.add_clip(clip(1, "/out/t1.wav", take=1), job_seq=seq)
+    journal._db = real
+    job = journal.job(seq)
+    assert journal.delivered_takes(seq) == {0, 2} and job is not None and job.takes_done == 2
+
+
+def test_a_version_1_journal_is_migrated(tmp_path: Path) -> None:
+    from daemon.jobs import journal as module
+
+    path = tmp_path / "journal.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(module._SCHEMA.replace(",\n    job_seq INTEGER", ""))
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute(
+        "INSERT INTO clips (job_id, job_id_type, path, prompt, seconds, bpm, bars, beats_per_bar,"
+        " seed, take, settings, created, render_seconds)"
+        " VALUES ('7', 'int', '/out/old.wav', 'p', 2.0, 120.0, 1, 4, 3, 0, '{}', 1.0, 0.5)"
+    )
+    db.commit()
+    db.close()
+    with Journal(path) as journal:
+        found = journal.find_clip(7)
+        assert found is not None and found.path == "/out/old.wav"
+        seq = journal.add(8, REQUEST, "normal")
+        journal.add_clip(clip(8, "/out/new.wav"), job_seq=seq)
+        assert journal.delivered_takes(seq) == {0}
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+    finally:
+        db.close()

@@ -13,7 +13,10 @@ audio callback owns the mixer; the MIDI and Link threads call :class:`daemon.liv
 from __future__ import annotations
 
 import dataclasses
+import errno
+import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -28,12 +31,16 @@ from daemon.app.replies import Replies
 from daemon.config import DaemonConfig
 from daemon.errors import QueueFull, ShuttingDown
 from daemon.jobs.delivery import Delivery
-from daemon.jobs.journal import Journal
+from daemon.jobs.journal import ClipRecord, Journal, JournalJob
 from daemon.jobs.queue import Job, JobQueue
-from daemon.wire.contract import JobId
+from daemon.jobs.statelock import StateLock
+from daemon.live.session import Session
+from daemon.logtext import printable
+from daemon.wire import contract
+from daemon.wire.contract import ID_MAX, JobId
 from daemon.wire.osc import Address, OscServer
 from daemon.wire.requests import GenerateOptions
-from musicldm_core.errors import MusicLDMError, NotFound
+from musicldm_core.errors import BadRequest, ModelError, MusicLDMError, NotFound, OutputError
 from musicldm_core.spec import ClipSpec
 
 __all__ = ["Daemon", "spec_from_dict", "spec_to_dict"]
@@ -57,7 +64,16 @@ class Daemon:
     """The long-running process's parts, their order of start and stop, and the job system's
     front door (:meth:`submit`, :meth:`cancel_jobs`)."""
 
-    def __init__(self, config: DaemonConfig, *, engine: Any = None) -> None:
+    def __init__(
+        self, config: DaemonConfig, *, engine: Any = None, audio_off: str | None = None
+    ) -> None:
+        # Absolute from here on: every path the daemon sends, logs or records must work for a
+        # client that does not know the folder the daemon was started from.
+        config = dataclasses.replace(
+            config,
+            out=Path(os.path.abspath(config.out)),
+            state=Path(os.path.abspath(config.state)),
+        )
         self.config = config
         self.engine = engine
         self.delivery = Delivery(config.out, day_folders=config.day_folders)
@@ -65,20 +81,25 @@ class Daemon:
         self.journal: Journal | None = None
         self.worker: Any = None
         self.osc: OscServer | None = None
-        self.tempo = float(config.tempo)
-        self.defaults = Defaults(config, lambda: self.tempo)
+        self.session = Session(config.tempo)  # the one owner of the live tempo and transport
+        self.defaults = Defaults(config, lambda: self.session.bpm)
         self.replies = Replies()
         self.handlers = Handlers(self)
         self.max_seconds = config.max_seconds
         self.started_at = time.time()
         self._next_id = 1
         self._id_lock = threading.Lock()
+        self._submit_lock = threading.Lock()
+        self._open_jobs: dict[tuple[str, JobId], Job] = {}
+        """Accepted jobs by (id type, id), for refusing an id an unfinished job still has."""
+        self.state_lock = StateLock(config.state)
         self._accepting = False
         self._stopped = threading.Event()
         self.live: Any = None
         self.midi_input: Any = None
-        self.audio_status = "off (--no-audio)"
-        self.transport_on = True
+        # why there is no audio when config.audio is off: the CLI knows whether the flag or
+        # the config file said so
+        self.audio_status = f"off ({audio_off or 'audio disabled'})"
         self.midi_status = "off"
         self.link: Any = None
         self.link_status = "off"
@@ -90,9 +111,8 @@ class Daemon:
         from daemon.jobs.worker import Worker
 
         try:
-            self.config.state.mkdir(parents=True, exist_ok=True)
-            self.journal = Journal(self.config.state / "journal.sqlite3")
-            self._next_id = self.journal.largest_int_id() + 1
+            self._open_state()
+            self.delivery.prepare(started=self.started_at)
             if self.engine is None:
                 self.engine = self._load_engine()
             self.worker = Worker(
@@ -104,13 +124,7 @@ class Daemon:
                 max_batch_takes=self._max_batch(),
                 progress_rate_hz=self.config.progress_rate_hz,
             )
-            self.osc = OscServer(
-                self.config.host,
-                self.config.port,
-                self.handlers.handle,
-                allow=self.config.allow,
-                reply_targets=self.config.reply_to,
-            )
+            self.osc = self._open_osc()
             self.replies.replier = self.osc.replier
             self._start_live()
             self._start_midi()
@@ -138,6 +152,38 @@ class Daemon:
         log.info("MIDI: %s", self.midi_status)
         if self.config.link:
             log.info("Ableton Link: %s", self.link_status)
+
+    def _open_state(self) -> None:
+        """The state folder, its lock (one daemon per folder) and the journal in it."""
+        state = self.config.state
+        if state.exists() and not state.is_dir():
+            raise OutputError(
+                f"the state folder {state} is a file, not a folder; choose another --state"
+            )
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create the state folder {state}: {exc.strerror or exc}"
+            ) from exc
+        self.state_lock.acquire()
+        self.journal = Journal(state / "journal.sqlite3")
+        self._next_id = max(1, self.journal.largest_int_id(at_most=ID_MAX) + 1)
+
+    def _open_osc(self) -> OscServer:
+        try:
+            return OscServer(
+                self.config.host,
+                self.config.port,
+                self.handle,
+                allow=self.config.allow,
+                reply_targets=self.config.reply_to,
+            )
+        except OSError as exc:
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                hint = " (another daemon or program has it; choose another with --port)"
+            raise MusicLDMError(f"{exc.strerror or exc}{hint}") from exc
 
     def _start_live(self) -> None:
         """Open the audio output and the mixer; without one, say why once and serve files."""
@@ -175,20 +221,23 @@ class Daemon:
             self.audio_status = f"off ({exc}); clips still go to the output folder"
             log.warning("audio output unavailable: %s", exc)
             return
-        self.live = Live(self, mixer, output, device_rate=rate)
+        self.live = Live(self, self.replies, self.session, mixer, output, device_rate=rate)
         self.worker.clip_listeners.append(self.live.on_clip)
         self.live.start()
         self.audio_status = self.live.describe()
         sys.setswitchinterval(0.001)  # the audio callback must get the GIL back quickly
 
     def _start_midi(self) -> None:
-        from daemon.live.midi import LinkFollower, MidiControl, MidiInput, MidiUnavailable, probe
+        from daemon.live.link import LinkFollower
+        from daemon.live.midi import MidiControl, MidiInput, MidiUnavailable, probe
         from daemon.live.slots import MidiBridge
 
         config = self.config
         if config.link:
             link = LinkFollower(
-                MidiBridge(self, self.live), bpm=self.tempo, quantum_beats=config.beats_per_bar
+                MidiBridge(self.session, self.live, set_default=self.set_default),
+                bpm=self.tempo,
+                quantum_beats=config.beats_per_bar,
             )
             try:
                 link.start()
@@ -205,7 +254,7 @@ class Daemon:
             )
             return
         control = MidiControl(
-            MidiBridge(self, self.live),
+            MidiBridge(self.session, self.live, set_default=self.set_default),
             base_note=config.midi_base_note,
             channel=config.midi_channel,
             cc_map={n: _midi_cc(m) for n, m in config.midi_cc.items()},
@@ -267,11 +316,24 @@ class Daemon:
         return 8 if device is not None and device.type in ("cuda", "mps") else 4
 
     def _recover(self) -> None:
-        """Queue the jobs the journal holds unfinished from the last run."""
+        """Queue the jobs the journal holds unfinished from the last run.
+
+        Runs after the OSC transport exists (its replies can go out) and before the worker
+        starts. Takes delivered before the restart are not rendered again: a job resumes with its
+        missing takes, and a clip file written just before a crash but not yet recorded is found
+        in the output folder and adopted (recorded and announced with ``/musicldm/done``).
+        Stale ``live`` jobs are ended with one ``/musicldm/fail … cancelled`` per take.
+        """
         assert self.journal is not None
         now = time.time()
         recovered = 0
-        for entry in self.journal.unfinished():
+        unfinished = self.journal.unfinished()
+        on_disk = (
+            self.delivery.clips_by_seed(min(e.created for e in unfinished) - 1.0)
+            if unfinished
+            else {}
+        )
+        for entry in unfinished:
             request = entry.request
             spec = spec_from_dict(request["spec"])
             job = Job(
@@ -283,16 +345,98 @@ class Daemon:
                 origin=tuple(tuple(a) for a in entry.reply_to),  # type: ignore[misc]
                 slot=request.get("slot"),
                 play=bool(request.get("play")),
+                done_takes=self.journal.delivered_takes(entry.seq),
             )
             if job.priority == "live" and now - entry.created > self.config.stale_live_seconds:
                 job.finish()
-                self.journal.mark_finished(entry.seq, "cancelled", "cancelled", "stale live job")
-                log.info("job %r: stale live job from the last run, not rendered", job.job_id)
+                message = (
+                    f"stale live job from the last run (older than "
+                    f"{self.config.stale_live_seconds:g} s), not rendered"
+                )
+                self.journal.end_job(entry.seq, "cancelled", "cancelled", message)
+                self.replies.job_failed(job.job_id, "cancelled", message, job.takes, job.origin)
+                log.info("job %s: %s", printable(job.job_id), message)
                 continue
+            job = self._adopt(job, entry, on_disk)
+            if job.takes == 0:  # every take is on disk and in the library now
+                job.finish()
+                self.journal.end_job(entry.seq, "done")
+                continue
+            if job.done_takes:
+                log.info(
+                    "job %s: resuming with takes %s (%d delivered before the restart)",
+                    printable(job.job_id),
+                    ", ".join(map(str, job.remaining_takes)),
+                    len(job.done_takes),
+                )
+            self._open_jobs[_id_key(job.job_id)] = job
             self.queue.put(job, force=True)
             recovered += 1
         if recovered:
             log.info("recovered %d unfinished jobs from the journal", recovered)
+
+    def _adopt(self, job: Job, entry: JournalJob, on_disk: dict[int, list[Path]]) -> Job:
+        """``job`` with the takes whose files are in the output folder but not in the library
+        (written, then killed before the commit) recorded, announced and counted as done.
+        ``on_disk``: the output folder's recent clips by seed."""
+        from musicldm_core.engine import SEED_MODULUS
+        from musicldm_core.wavfile import read_clip_info
+
+        assert self.journal is not None
+        spec = job.spec
+        done = set(job.done_takes)
+        for take in job.remaining_takes:
+            seed = (int(spec.seed or 0) + take) % SEED_MODULUS
+            for path in on_disk.get(seed, ()):
+                if self.journal.clip_by_path(str(path)) is not None:
+                    continue  # a recorded clip: this job's delivered take, or another job's
+                try:
+                    info = read_clip_info(path)
+                    settings = json.loads(info["info"].get("comment") or "{}")
+                    mtime = path.stat().st_mtime
+                except (OSError, ValueError):
+                    continue
+                if not isinstance(settings, dict) or mtime < entry.created - 1.0:
+                    continue  # not our metadata, or made before this job was accepted
+                made = (settings.get(k) for k in ("prompt", "seed", "take", "steps", "bpm"))
+                if tuple(made) != (spec.prompt, seed, take, spec.steps, spec.bpm):
+                    continue
+                bars = None if spec.seconds is not None else spec.bars
+                record = ClipRecord(
+                    job_id=job.job_id,
+                    path=str(path),
+                    prompt=spec.prompt,
+                    seconds=float(info["seconds"]),
+                    bpm=spec.bpm,
+                    bars=bars,
+                    beats_per_bar=spec.beats_per_bar,
+                    seed=seed,
+                    take=take,
+                    score=settings.get("score"),
+                    settings=settings,
+                    created=mtime,
+                )
+                self.journal.add_clip(record, job_seq=job.seq)
+                done.add(take)
+                log.info(
+                    "job %s: take %d was written before the restart but not recorded: adopted %s",
+                    printable(job.job_id),
+                    take,
+                    path,
+                )
+                self.replies.send(
+                    contract.done(
+                        job.job_id,
+                        path,
+                        seconds=record.seconds,
+                        bpm=spec.bpm,
+                        bars=0 if bars is None else bars,
+                        seed=seed,
+                    ),
+                    job.origin,
+                )
+                break
+        return dataclasses.replace(job, done_takes=frozenset(done))
 
     def stop(self, grace_seconds: float = 3.0) -> None:
         """Stop taking work, let the running job finish or abandon it, close everything."""
@@ -312,6 +456,7 @@ class Daemon:
             self.osc.close()
         if self.journal is not None:
             self.journal.close()
+        self.state_lock.release()  # last: nothing of ours touches the state folder any more
         self._stopped.set()
 
     @property
@@ -322,28 +467,39 @@ class Daemon:
 
     def handle(self, address: str, args: list[Any], sender: Address) -> None:
         """Answer one OSC message (what the transport calls). Never raises."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("request %s %s from %s:%s", printable(address), printable(args), *sender[:2])
         self.handlers.handle(address, args, sender)
 
     # -- the job system's front door (OSC thread, live code) -------------------------------------
 
     def new_id(self) -> int:
-        """An id no other job of this state folder has: above every int id seen so far."""
+        """An id no other job of this state folder has: above every int id seen so far.
+
+        Never above :data:`~daemon.wire.contract.ID_MAX`, so every reply can carry it: when a
+        client took the top id, numbering starts again from 1 (with a warning)."""
         with self._id_lock:
             value = self._next_id
-            self._next_id += 1
+            if value > ID_MAX:
+                log.warning("job ids reached %d (an OSC int's largest); numbering from 1", ID_MAX)
+                value = 1
+            self._next_id = value + 1
             return value
 
     _new_id = new_id  # the live code's name for it
 
     def _saw_id(self, job_id: JobId) -> None:
         """A client chose ``job_id``: the daemon's own ids go above it from now on."""
-        if isinstance(job_id, int) and not isinstance(job_id, bool):
+        if isinstance(job_id, int) and not isinstance(job_id, bool) and job_id <= ID_MAX:
             with self._id_lock:
                 self._next_id = max(self._next_id, job_id + 1)
 
-    def build_spec(self, prompt: str, options: GenerateOptions | None) -> ClipSpec:
-        """A validated, seeded spec (see :meth:`daemon.app.defaults.Defaults.build_spec`)."""
-        return self.defaults.build_spec(prompt, options)
+    def build_spec(
+        self, prompt: str, options: GenerateOptions | None, *, tempo: float | None = None
+    ) -> ClipSpec:
+        """A validated, seeded spec (see :meth:`daemon.app.defaults.Defaults.build_spec`);
+        ``tempo`` replaces the session's where no option or default gives a ``bpm``."""
+        return self.defaults.build_spec(prompt, options, tempo=tempo)
 
     def set_default(self, key: str, value: Any) -> None:
         """Change a default for later requests (a MIDI CC; ``/musicldm/set`` goes through the
@@ -362,34 +518,76 @@ class Daemon:
         slot: int | None = None,
         play: bool = False,
     ) -> Job:
-        """Journal and queue a job, then send ``/queued``. Raises queue_full / shutting_down."""
+        """Journal and queue a job, then send ``/queued``.
+
+        Raises shutting_down, queue_full, model_error (the worker thread has stopped: nothing
+        would render it), bad_request (an unfinished job has this id already) and io_error
+        (the journal cannot record it).
+        """
         if not self._accepting:
             raise ShuttingDown("the daemon is shutting down and takes no new jobs")
+        dead = self.worker_dead()
+        if dead is not None:
+            raise ModelError(
+                f"nothing can be rendered: the worker thread stopped ({dead}); restart the "
+                "daemon (accepted jobs stay in the journal and render after the restart)"
+            )
         if len(self.queue) >= self.queue.maxsize:  # checked again, under its lock, by put()
             raise QueueFull(
                 f"the queue holds {self.queue.maxsize} jobs already; wait or cancel some"
             )
         assert self.journal is not None
-        request = {"spec": spec_to_dict(spec), "slot": slot, "play": play}
-        seq = self.journal.add(job_id, request, priority, reply_to=origin)
-        self._saw_id(job_id)
-        job = Job(
-            seq=seq,
-            job_id=job_id,
-            spec=spec,
-            priority=priority,
-            origin=origin,
-            slot=slot,
-            play=play,
-        )
+        key = _id_key(job_id)
+        with self._submit_lock:  # the check and the registration of the id are one step
+            other = self._open_jobs.get(key)
+            if other is not None and not other.finished:
+                raise BadRequest(
+                    f"id {job_id!r} is taken by a job that is still queued or running; "
+                    "choose another id, or leave id out and the daemon picks a free one",
+                    key="id",
+                )
+            request = {"spec": spec_to_dict(spec), "slot": slot, "play": play}
+            seq = self.journal.add(job_id, request, priority, reply_to=origin)
+            self._saw_id(job_id)
+            job = Job(
+                seq=seq,
+                job_id=job_id,
+                spec=spec,
+                priority=priority,
+                origin=origin,
+                slot=slot,
+                play=play,
+            )
+            if len(self._open_jobs) >= 2 * self.queue.maxsize:
+                self._open_jobs = {k: j for k, j in self._open_jobs.items() if not j.finished}
+            self._open_jobs[key] = job
         try:
             position = self.queue.put(job)
         except MusicLDMError as exc:
             job.finish()
-            self.journal.mark_finished(seq, "failed", exc.code, exc.message)
+            self.journal.end_job(seq, "failed", exc.code, exc.message)
             raise
+        log.debug(
+            "job %s: queued at %d (%s, %d takes, priority %s)",
+            printable(job_id),
+            position,
+            printable(spec.prompt),
+            spec.takes,
+            priority,
+        )
         self.replies.queued(job, position)
         return job
+
+    def worker_dead(self) -> str | None:
+        """Why the worker thread stopped on its own, or None while it runs (or before start)."""
+        worker = self.worker
+        if worker is None or not self._accepting:
+            return None
+        if worker.dead is not None:
+            return str(worker.dead)
+        if not worker.alive:
+            return "it ended unexpectedly; see the log"
+        return None
 
     def cancel_jobs(self, matches: Callable[[Job], bool]) -> int:
         """Cancel the queued and running jobs ``matches`` picks; each take ends in one
@@ -398,7 +596,7 @@ class Daemon:
         removed = self.queue.remove(matches)
         for job in removed:
             if job.finish():
-                self.journal.mark_finished(job.seq, "cancelled", "cancelled", "cancelled")
+                self.journal.end_job(job.seq, "cancelled", "cancelled", "cancelled")
                 self.replies.job_failed(
                     job.job_id, "cancelled", "cancelled while queued", job.takes, job.origin
                 )
@@ -431,25 +629,27 @@ class Daemon:
         """``path`` resolved, when it lies inside the output folder; else ``bad_request``."""
         return self.delivery.resolve_inside(path)
 
+    @property
+    def tempo(self) -> float:
+        """The session's tempo: what new clips get by default."""
+        return self.session.bpm
+
     def tempo_bpm(self) -> float:
         """The tempo new clips get by default."""
-        return self.tempo
+        return self.session.bpm
 
     def set_tempo(self, bpm: float) -> bool:
         """Set the tempo; False when an external clock (MIDI clock, Link) owns it."""
-        if self.live is not None and not self.live.set_tempo(bpm):
-            return False
-        self.tempo = float(bpm)
-        return True
+        return self.session.set_tempo(bpm)
 
     def set_transport(self, running: bool) -> None:
         """Start or stop the internal clock (needs live playback)."""
-        self.live_or_refuse("/musicldm/transport").transport(running)
-        self.transport_on = running
+        self.live_or_refuse("/musicldm/transport")
+        self.session.set_running(running)
 
     def transport_running(self) -> bool:
         """Whether the clock runs."""
-        return self.transport_on
+        return self.session.running
 
     def register(self, target: Address, on: bool) -> None:
         """(Un)register ``target`` for every event (``/musicldm/notify``)."""
@@ -475,13 +675,14 @@ class Daemon:
             "audio": self.audio_status,
             "midi": self.midi_status,
             "link": self.link_status,
-            "transport": "start" if self.transport_on else "stop",
+            "transport": "start" if self.session.running else "stop",
             "done": self.worker.rendered if self.worker is not None else 0,
             "failed": self.worker.failed if self.worker is not None else 0,
             "dropped": osc.dropped if osc is not None else 0,
             "malformed": osc.malformed if osc is not None else 0,
             "uptime": round(time.time() - self.started_at, 1),
             "out": str(self.config.out),
+            "worker": "ok" if (dead := self.worker_dead()) is None else f"dead ({dead})",
         }
 
     def value_of(self, key: str) -> Any:
@@ -493,6 +694,11 @@ class Daemon:
     def wait(self) -> None:
         """Block until :meth:`stop` has run (from a signal handler or another thread)."""
         self._stopped.wait()
+
+
+def _id_key(job_id: JobId) -> tuple[str, JobId]:
+    """Ids are equal when their type and value are: ``7`` and ``"7"`` are two ids."""
+    return (type(job_id).__name__, job_id)
 
 
 def _midi_cc(mapping: Any) -> Any:

@@ -7,6 +7,13 @@ job survives a shutdown, a crash or a power cut and is rendered on the next star
 how it ended. The library is the list of delivered clips with their prompt, settings, seed, path
 and timings, for ``musicldm-daemon clips`` and ``/musicldm/play <id>``.
 
+Errors: every SQLite error (a full disk, a read-only folder, a damaged file) leaves a method as
+:class:`JournalError`, an :class:`~musicldm_core.errors.OutputError` (``io_error``) naming the
+file and the reason, never as a raw ``sqlite3`` exception. The end of a job that could not be
+written (:meth:`Journal.end_job`) is kept in memory and written by the next write that
+succeeds, so a job whose clients were told it ended is not rendered again after a restart unless
+the disk stayed unwritable until the daemon stopped.
+
 Threads: one connection, opened with ``check_same_thread=False`` and guarded by one lock, so the
 OSC thread, the worker thread and the start-up thread may each call any method. Every call is
 short (one indexed statement) and commits before it returns. Another process (``musicldm-daemon
@@ -17,7 +24,12 @@ Schema (version :data:`SCHEMA_VERSION`, kept in the ``meta`` table)::
     jobs   seq (unique key) · job_id + job_id_type · request (JSON) · priority · created ·
            state · takes_done · updated · code · message · reply_to (JSON [[host, port], …])
     clips  job_id + job_id_type · path · prompt · seconds · bpm · bars · beats_per_bar · seed ·
-           take · rank · score · settings (JSON) · created · render_seconds
+           take · rank · score · settings (JSON) · created · render_seconds · job_seq
+
+``clips.job_seq`` is the ``jobs.seq`` of the job that made the clip (NULL for clips of the
+``render`` command): which takes of a job were delivered, so a restart renders only the others
+(:meth:`Journal.delivered_takes`). A clip row and its job's ``takes_done`` are written in one
+transaction (:meth:`Journal.add_clip`).
 
 ``seq`` is the internal key: the ids clients send (``job_id``) may repeat between clients. An
 id is stored as text with its type, so an int id comes back as an int and ``"7"`` stays a string.
@@ -45,17 +57,22 @@ __all__ = [
     "SCHEMA_VERSION",
     "ClipRecord",
     "Journal",
+    "JournalError",
     "JournalJob",
 ]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped, with a migration in :meth:`Journal._migrate`, whenever the tables change."""
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED_STATES = ("done", "failed", "cancelled")
 _UNFINISHED = "('queued', 'running')"
+_END_SQL = (
+    "UPDATE jobs SET state = ?, code = ?, message = ?, updated = ?"
+    f" WHERE seq = ? AND state IN {_UNFINISHED}"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -95,7 +112,8 @@ CREATE TABLE IF NOT EXISTS clips (
     score REAL,
     settings TEXT NOT NULL,
     created REAL NOT NULL,
-    render_seconds REAL NOT NULL
+    render_seconds REAL NOT NULL,
+    job_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS clips_job ON clips (job_id, job_id_type, id);
 CREATE INDEX IF NOT EXISTS clips_path ON clips (path, id);
@@ -113,6 +131,30 @@ _CLIP_COLUMNS = (
 
 JobId = int | str
 Address = tuple[str, int]
+
+
+_INDEXES_V2 = "CREATE INDEX IF NOT EXISTS clips_job_seq ON clips (job_seq, take)"
+"""Made after the migrations: a version 1 file has no ``job_seq`` column until migrated."""
+
+
+class JournalError(OutputError):
+    """The journal could not be read or written (``io_error``): the message names the file and
+    the reason, and for a damaged file how to move it aside."""
+
+
+def _aside_hint(path: Path) -> str:
+    return f"move it aside (mv {path} {path}.bad) to start with an empty library"
+
+
+def _journal_error(path: Path, doing: str, exc: sqlite3.Error) -> JournalError:
+    """A :class:`JournalError` for ``exc``; a damaged or foreign file says how to set it aside."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.OperationalError | sqlite3.IntegrityError | sqlite3.ProgrammingError
+    ):  # "file is not a database", "database disk image is malformed"
+        what = "not a SQLite database" if "not a database" in text else "damaged"
+        return JournalError(f"journal at {path} is {what} ({text}); {_aside_hint(path)}")
+    return JournalError(f"cannot {doing} the journal {path}: {text}")
 
 
 def _id_in(job_id: JobId) -> tuple[str, str]:
@@ -229,15 +271,16 @@ class Journal:
             self._db = sqlite3.connect(
                 str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False
             )
-        except (OSError, sqlite3.Error) as exc:
-            raise OutputError(f"cannot open the journal {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise JournalError(f"cannot open the journal {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise _journal_error(self.path, "open", exc) from exc
+        self._unrecorded: dict[int, tuple[str, str | None, str | None]] = {}
         try:
             self._setup()
         except sqlite3.Error as exc:
             self._db.close()
-            raise OutputError(
-                f"cannot use the journal {self.path}: {exc} (move it away to start afresh)"
-            ) from exc
+            raise _journal_error(self.path, "use", exc) from exc
         except BaseException:
             self._db.close()
             raise
@@ -261,6 +304,7 @@ class Journal:
                 )
             else:
                 self._migrate(int(row[0]))
+            self._db.execute(_INDEXES_V2)
 
     def _migrate(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -268,7 +312,12 @@ class Journal:
                 f"the journal {self.path} was written by a newer musicldm-daemon (schema "
                 f"{version}; this one reads {SCHEMA_VERSION}); upgrade, or use another --state"
             )
-        # version < SCHEMA_VERSION: the migrations go here when the schema changes.
+        if version < 2:  # clips learn which job made them (resuming a job's missing takes)
+            self._db.execute("ALTER TABLE clips ADD COLUMN job_seq INTEGER")
+        if version < SCHEMA_VERSION:
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -297,17 +346,58 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        """Close the database; later calls raise. Closing twice is harmless. Any thread."""
+        """Close the database; later calls raise. Closing twice is harmless. Any thread.
+
+        Job ends that could not be written (:meth:`end_job`) get one last try first.
+        """
         with self._lock:
+            if self._unrecorded:
+                try:
+                    self._write_unrecorded()
+                except sqlite3.Error as exc:
+                    log.error(
+                        "journal %s: could not record the end of jobs %s (%s); they will be "
+                        "rendered again on the next start",
+                        self.path,
+                        ", ".join(map(str, sorted(self._unrecorded))),
+                        exc,
+                    )
             self._db.close()
 
+    @property
+    def unrecorded(self) -> tuple[int, ...]:
+        """The ``seq`` of jobs whose end :meth:`end_job` could not write yet."""
+        with self._lock:
+            return tuple(self._unrecorded)
+
+    def _write_unrecorded(self) -> None:
+        """Write the job ends kept by :meth:`end_job`; the caller holds ``_lock``."""
+        for seq, (state, code, message) in list(self._unrecorded.items()):
+            with self._transaction() as db:
+                db.execute(_END_SQL, (state, code, message, time.time(), seq))
+            del self._unrecorded[seq]
+
     def _write(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        with self._lock, self._transaction() as db:
-            return db.execute(sql, params)
+        return self._write_many([(sql, params)])
+
+    def _write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> sqlite3.Cursor:
+        """Run ``statements`` in one transaction; the first statement's cursor comes back."""
+        with self._lock:
+            try:
+                if self._unrecorded:
+                    self._write_unrecorded()
+                with self._transaction() as db:
+                    cursors = [db.execute(sql, params) for sql, params in statements]
+                return cursors[0]
+            except sqlite3.Error as exc:
+                raise _journal_error(self.path, "write", exc) from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise _journal_error(self.path, "read", exc) from exc
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -373,22 +463,39 @@ class Journal:
         """
         if state not in FINISHED_STATES:
             raise ValueError(f"state must be one of {', '.join(FINISHED_STATES)}, got {state!r}")
-        cursor = self._write(
-            "UPDATE jobs SET state = ?, code = ?, message = ?, updated = ?"
-            f" WHERE seq = ? AND state IN {_UNFINISHED}",
-            (state, code, message, time.time(), seq),
-        )
+        cursor = self._write(_END_SQL, (state, code, message, time.time(), seq))
         return cursor.rowcount > 0
+
+    def end_job(
+        self, seq: int, state: str, code: str | None = None, message: str | None = None
+    ) -> bool:
+        """:meth:`mark_finished` that never raises :class:`JournalError`: when the write fails
+        (a full disk) the end is kept and written by the next write that succeeds, or at
+        :meth:`close`. Returns whether it was written now. For the worker and cancels, which
+        must still tell the client the job ended."""
+        try:
+            return self.mark_finished(seq, state, code, message)
+        except JournalError as exc:
+            with self._lock:
+                self._unrecorded[seq] = (state, code, message)
+            log.error("journal: the end of job seq %d is not recorded yet: %s", seq, exc)
+            return False
 
     def job(self, seq: int) -> JournalJob | None:
         """The job with this ``seq``, in whatever state, or None. Any thread."""
         rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE seq = ?", (seq,))
         return _job(rows[0]) if rows else None
 
-    def largest_int_id(self) -> int:
+    def largest_int_id(self, *, at_most: int | None = None) -> int:
         """The largest integer job id ever journaled (0 if none): the daemon numbers its own
-        jobs above it, so an id names one job across restarts."""
-        rows = self._read("SELECT MAX(CAST(job_id AS INTEGER)) FROM jobs WHERE job_id_type = 'int'")
+        jobs above it, so an id names one job across restarts. ``at_most``: larger ids are
+        ignored (an older version accepted ids that no OSC int carries)."""
+        sql = "SELECT MAX(CAST(job_id AS INTEGER)) FROM jobs WHERE job_id_type = 'int'"
+        params: tuple[int, ...] = ()
+        if at_most is not None:
+            sql += " AND CAST(job_id AS INTEGER) <= ?"
+            params = (at_most,)
+        rows = self._read(sql, params)
         return int(rows[0][0] or 0) if rows else 0
 
     def unfinished(self) -> list[JournalJob]:
@@ -414,31 +521,54 @@ class Journal:
 
     # -- the library -------------------------------------------------------------------------
 
-    def add_clip(self, record: ClipRecord) -> None:
-        """Record a delivered clip (its file is complete on disk). Worker thread."""
+    def add_clip(self, record: ClipRecord, *, job_seq: int | None = None) -> None:
+        """Record a delivered clip (its file is complete on disk). Worker thread.
+
+        ``job_seq``: the job that made it; its ``takes_done`` goes up in the same transaction,
+        so the library and the job's count never disagree after a crash.
+        """
         text, kind = _id_in(record.job_id)
         rank = record.settings.get("rank", record.take)
-        self._write(
-            f"INSERT INTO clips ({_CLIP_COLUMNS}, rank)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        statements: list[tuple[str, Sequence[Any]]] = [
             (
-                text,
-                kind,
-                str(record.path),
-                record.prompt,
-                float(record.seconds),
-                float(record.bpm),
-                record.bars,
-                record.beats_per_bar,
-                record.seed,
-                record.take,
-                record.score,
-                json.dumps(record.settings, allow_nan=False, default=str),
-                float(record.created),
-                float(record.render_seconds),
-                int(rank) if isinstance(rank, int | float) else 0,
-            ),
+                f"INSERT INTO clips ({_CLIP_COLUMNS}, rank, job_seq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*self._clip_values(text, kind, record, rank), job_seq),
+            )
+        ]
+        if job_seq is not None:
+            statements.append(
+                (
+                    "UPDATE jobs SET takes_done = takes_done + 1, updated = ? WHERE seq = ?",
+                    (time.time(), job_seq),
+                )
+            )
+        self._write_many(statements)
+
+    @staticmethod
+    def _clip_values(text: str, kind: str, record: ClipRecord, rank: Any) -> tuple[Any, ...]:
+        return (
+            text,
+            kind,
+            str(record.path),
+            record.prompt,
+            float(record.seconds),
+            float(record.bpm),
+            record.bars,
+            record.beats_per_bar,
+            record.seed,
+            record.take,
+            record.score,
+            json.dumps(record.settings, allow_nan=False, default=str),
+            float(record.created),
+            float(record.render_seconds),
+            int(rank) if isinstance(rank, int | float) else 0,
         )
+
+    def delivered_takes(self, seq: int) -> frozenset[int]:
+        """The take numbers of job ``seq`` already in the library (delivered). Any thread."""
+        rows = self._read("SELECT take FROM clips WHERE job_seq = ?", (seq,))
+        return frozenset(int(row[0]) for row in rows)
 
     def recent_clips(self, limit: int = 20) -> list[ClipRecord]:
         """Up to ``limit`` clips, newest first. Any thread."""

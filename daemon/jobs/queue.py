@@ -32,8 +32,9 @@ Address = tuple[str, int]
 class Job:
     """One accepted generate request (all its takes).
 
-    ``seq`` is the journal's unique key; ``job_id`` is what the client sees (ids may repeat
-    between clients). ``spec`` is validated and seeded.
+    ``seq`` is the journal's unique key; ``job_id`` is what the client sees. ``spec`` is
+    validated and seeded. ``done_takes``: take numbers delivered before a restart (take ``k``
+    has seed ``spec.seed + k``); only the others are rendered, and :attr:`takes` counts them.
     """
 
     seq: int
@@ -44,6 +45,7 @@ class Job:
     origin: tuple[Address, ...] = ()
     slot: int | None = None
     play: bool = False
+    done_takes: frozenset[int] = frozenset()
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     _finished: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,7 +64,13 @@ class Job:
 
     @property
     def takes(self) -> int:
-        return self.spec.takes
+        """The takes still to deliver (all of them, unless resumed after a restart)."""
+        return self.spec.takes - len(self.done_takes)
+
+    @property
+    def remaining_takes(self) -> tuple[int, ...]:
+        """The take numbers still to deliver, in order."""
+        return tuple(k for k in range(self.spec.takes) if k not in self.done_takes)
 
 
 class JobQueue:

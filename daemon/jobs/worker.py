@@ -10,12 +10,21 @@ Cancelling a job sets a flag the engine checks between steps; the whole batch st
 every job in it is cancelled (the others' work is kept). On shutdown the running batch gets a
 grace period; if it is still running after that it is abandoned between steps and its jobs stay
 in the journal, to be rendered on the next start — they are not failed, so each take still ends
-exactly once.
+exactly once. A job resumed after a restart (:attr:`Job.done_takes`) renders only its missing
+takes, each with its own seed (``seed + k``), so no delivered take is made again.
+
+Faults: a journal that cannot be written (a full disk) fails the job's takes with ``io_error``;
+the ``/musicldm/fail`` goes out even when the journal cannot record the end
+(:meth:`Journal.end_job` keeps it for later). A clip whose library row cannot be written is
+removed again, so no file is left that the library does not know. Nothing a batch raises stops
+the thread; if it stops anyway, :attr:`Worker.dead` says why and the daemon refuses new jobs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,8 +32,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from daemon.jobs.queue import Job, JobQueue
+from daemon.logtext import printable
 from musicldm_core.errors import Cancelled, ModelError, MusicLDMError
 from musicldm_core.render import Clip, batch_key, plan_clip, render_batch, save_clip
+from musicldm_core.spec import ClipSpec
 
 if TYPE_CHECKING:
     from daemon.jobs.delivery import Delivery
@@ -71,6 +82,8 @@ class Worker:
         self.running: list[Job] = []
         self.rendered = 0
         self.failed = 0
+        self.dead: str | None = None
+        """Why the thread stopped on its own (None while it runs, or after a normal stop)."""
         self._stopping = threading.Event()
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
@@ -84,6 +97,8 @@ class Worker:
         """Stop taking jobs; let the running batch finish within ``grace_seconds``, else abandon
         it between steps. Returns True if the thread ended."""
         self._stopping.set()
+        if self._thread.ident is None:
+            return True  # never started (the daemon failed to start)
         self._thread.join(timeout=grace_seconds)
         if self._thread.is_alive():
             log.info("abandoning the running job; it stays in the journal for the next start")
@@ -107,32 +122,56 @@ class Worker:
         return batch_key(job.spec, plan)
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            job = self.queue.get(timeout=0.1)
-            if job is None:
-                continue
-            if job.finished:  # cancelled while queued
-                continue
-            batch = [job]
+        try:
+            while not self._stopping.is_set():
+                self._one_batch()
+        except BaseException:  # only what _one_batch cannot handle; it said why (self.dead)
+            log.critical(
+                "the worker thread stopped (%s): nothing is rendered until the daemon restarts; "
+                "accepted jobs stay in the journal",
+                self.dead,
+                exc_info=True,
+            )  # and the thread ends here; the daemon refuses new jobs (Daemon.worker_dead)
+
+    def _one_batch(self) -> None:
+        job = self.queue.get(timeout=0.1)
+        if job is None or job.finished:  # timeout, close, or cancelled while queued
+            return
+        batch = [job]
+        try:
             room = self.max_batch_takes - job.takes
             if room > 0:
                 batch += self.queue.take_compatible(
                     self._key, self._key(job), priority=job.priority, max_takes=room
                 )
             batch = [j for j in batch if not j.finished]
-            try:
-                self._render(batch)
-            except Exception:  # never let one batch kill the worker
-                log.exception("unexpected error in the worker")
-                for j in batch:
-                    self._fail(j, "model_error", "unexpected error in the worker; see the log")
+            self._render(batch)
+        except MusicLDMError as exc:  # a journal or output error outside the render itself
+            log.error("jobs %s failed: %s", _ids(batch), exc)
+            for j in batch:
+                self._fail(j, exc.code, exc.message)
+        except Exception:  # never let one batch kill the worker
+            log.exception("unexpected error in the worker")
+            for j in batch:
+                self._fail(j, "model_error", "unexpected error in the worker; see the log")
+        except BaseException as exc:  # the thread ends: say why first, then end the batch
+            self.dead = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            for j in batch:
+                self._fail(j, "model_error", f"the worker thread stopped ({self.dead})")
+            raise
+        finally:
+            self.running = []
 
     def _render(self, batch: list[Job]) -> None:
         self.running = batch
         started = time.perf_counter()
         last_sent = dict.fromkeys((id(j) for j in batch), 0.0)
         for job in batch:
+            # A journal that cannot say the job runs cannot record its clips either: fail it
+            # now (io_error) instead of rendering files nothing knows about.
             self.journal.mark_running(job.seq)
+        for job in batch:
+            log.debug("job %s: started (%d takes)", printable(job.job_id), job.takes)
             self.events.started(job)
 
         def on_step(step: int, total: int) -> None:
@@ -147,9 +186,13 @@ class Worker:
         def is_cancelled() -> bool:
             return self._abort.is_set() or all(j.cancel_requested.is_set() for j in batch)
 
+        specs = [_specs_to_render(j) for j in batch]
         try:
-            results = render_batch(
-                self.engine, [j.spec for j in batch], on_step=on_step, is_cancelled=is_cancelled
+            flat = render_batch(
+                self.engine,
+                [s for per_job in specs for s in per_job],
+                on_step=on_step,
+                is_cancelled=is_cancelled,
             )
         except Cancelled:
             if self._abort.is_set():
@@ -158,20 +201,21 @@ class Worker:
                 self._fail(job, "cancelled", "cancelled while rendering")
             return
         except MusicLDMError as exc:
-            log.warning("jobs %s failed: %s", ", ".join(str(j.job_id) for j in batch), exc)
+            log.warning("jobs %s failed: %s", _ids(batch), exc)
             for job in batch:
                 self._fail(job, exc.code, exc.message)
             return
         except Exception as exc:
-            log.exception("the model failed on jobs %s", ", ".join(str(j.job_id) for j in batch))
+            log.exception("the model failed on jobs %s", _ids(batch))
             err = ModelError(f"the model failed: {type(exc).__name__}: {exc}")
             for job in batch:
                 self._fail(job, err.code, err.message)
             return
-        finally:
-            self.running = []
+        self.running = []  # rendered: a cancel from now on finds nothing to stop
         render_seconds = time.perf_counter() - started
-        for job, clips in zip(batch, results, strict=True):
+        for job, per_job in zip(batch, specs, strict=True):
+            results, flat = flat[: len(per_job)], flat[len(per_job) :]
+            clips = _resumed(job, [r[0] for r in results]) if job.done_takes else results[0]
             self._deliver(job, clips, render_seconds)
 
     def _deliver(self, job: Job, clips: list[Clip], render_seconds: float) -> None:
@@ -184,14 +228,21 @@ class Worker:
             try:
                 path = save_clip(clip, folder, when=when)
             except MusicLDMError as exc:
-                log.error("job %s: could not write its clip: %s", job.job_id, exc)
+                log.error("job %s: could not write its clip: %s", printable(job.job_id), exc)
                 self._fail(job, exc.code, exc.message, takes=len(clips) - delivered)
                 return
-            self.journal.add_clip(_record(job, clip, render_seconds))
-            self.journal.mark_take_done(job.seq)
+            try:
+                # the row and the job's count in one transaction; a crash between the file's
+                # rename and this commit leaves a file the next start adopts (Daemon._recover)
+                self.journal.add_clip(_record(job, clip, render_seconds), job_seq=job.seq)
+            except MusicLDMError as exc:
+                _remove(path)  # a file the library cannot know would be delivered twice
+                log.error("job %s: could not record its clip: %s", printable(job.job_id), exc)
+                self._fail(job, exc.code, exc.message, takes=len(clips) - delivered)
+                return
             log.info(
                 "job %s: %r, %.3f s at %g BPM, seed %s, rendered in %.2f s -> %s",
-                job.job_id,
+                printable(job.job_id),
                 job.spec.prompt,
                 clip.seconds,
                 job.spec.bpm,
@@ -206,16 +257,60 @@ class Worker:
                 except Exception:
                     log.exception("a clip listener failed")
         if job.finish():
-            self.journal.mark_finished(job.seq, "done")
+            self.journal.end_job(job.seq, "done")
+            log.debug("job %s: done", printable(job.job_id))
         self.rendered += 1
 
     def _fail(self, job: Job, code: str, message: str, *, takes: int | None = None) -> None:
+        """End ``job``'s remaining takes with one ``/fail`` each; never raises, so the thread
+        lives on and the client hears even when the journal cannot record it."""
         if not job.finish():
             return
         state = "cancelled" if code == "cancelled" else "failed"
-        self.journal.mark_finished(job.seq, state, code, message)
         self.failed += 1
-        self.events.failed(job, code, message, takes if takes is not None else job.takes)
+        try:
+            self.journal.end_job(job.seq, state, code, message)
+        except Exception:  # end_job keeps journal errors; anything else must not stop the fail
+            log.exception("job %s: could not record its end", printable(job.job_id))
+        log.debug("job %s: %s (%s: %s)", printable(job.job_id), state, code, message)
+        try:
+            self.events.failed(job, code, message, takes if takes is not None else job.takes)
+        except Exception:
+            log.exception("job %s: could not send its fail", printable(job.job_id))
+
+
+def _ids(batch: Sequence[Job]) -> str:
+    return ", ".join(printable(j.job_id) for j in batch)
+
+
+def _specs_to_render(job: Job) -> list[ClipSpec]:
+    """The spec(s) to render for ``job``: its own, or for a resumed job one one-take spec per
+    missing take, seeded as that take was (``seed + k``)."""
+    if not job.done_takes:
+        return [job.spec]
+    from musicldm_core.engine import SEED_MODULUS  # the engine's rule: take k has seed s + k
+
+    seed = int(job.spec.seed or 0)
+    return [
+        dataclasses.replace(job.spec, seed=(seed + k) % SEED_MODULUS, takes=1)
+        for k in job.remaining_takes
+    ]
+
+
+def _resumed(job: Job, clips: list[Clip]) -> list[Clip]:
+    """Clips of a resumed job's missing takes, numbered as the takes they replace. They are not
+    ranked against the takes delivered before the restart; their rank follows those."""
+    first = len(job.done_takes)
+    for n, (k, clip) in enumerate(zip(job.remaining_takes, clips, strict=True)):
+        clip.spec, clip.take, clip.rank = job.spec, k, first + n
+    return clips
+
+
+def _remove(path: object) -> None:
+    try:
+        os.unlink(str(path))
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc)
 
 
 def _record(job: Job, clip: Clip, render_seconds: float) -> ClipRecord:
@@ -228,7 +323,7 @@ def _record(job: Job, clip: Clip, render_seconds: float) -> ClipRecord:
         prompt=spec.prompt,
         seconds=clip.seconds,
         bpm=spec.bpm,
-        bars=None if spec.seconds is not None else spec.bars,
+        bars=spec.grid_bars,
         beats_per_bar=spec.beats_per_bar,
         seed=clip.seed,
         take=clip.take,
