@@ -9,6 +9,7 @@ names the key and its allowed range the same way.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -109,8 +110,21 @@ def check_number(key: str, value: Any, limit: Limit | None = None) -> float:
         raise BadRequest(f"{key} must be {limit.describe()}, got {value!r}", key=key)
     number = float(value)
     if not limit.lo <= number <= limit.hi:
-        raise BadRequest(f"{key} must be {limit.describe()}, got {value!r}", key=key)
+        # An OSC float (f) has 32 bits: seconds 0.04 arrives as 0.03999999910593033. A value
+        # that rounds to the same 32-bit float as a bound is that bound (integers are exact).
+        bound = limit.lo if number < limit.lo else limit.hi
+        if limit.integer or _float32(number) != _float32(bound):
+            raise BadRequest(f"{key} must be {limit.describe()}, got {value!r}", key=key)
+        number = float(bound)
     return number
+
+
+def _float32(number: float) -> float:
+    """``number`` rounded to the nearest 32-bit float (what an OSC ``f`` carries)."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", number))[0]
+    except OverflowError:  # beyond float32's range: no bound is near it
+        return math.copysign(math.inf, number)
 
 
 def check_int(key: str, value: Any, limit: Limit | None = None) -> int:

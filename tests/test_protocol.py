@@ -10,6 +10,7 @@ import dataclasses
 import math
 import random
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from daemon.wire.contract import (
     ADDRESSES,
     FAIL_CODES,
     GENERATE_OPTIONS,
+    OPTION_WORDS,
+    OPTIONS_OF,
     PLAYBACK_OPTIONS,
     REPLIES,
     SLOT_OPTIONS,
@@ -290,6 +293,64 @@ def test_number_after_prompt_words_hints_at_quoting() -> None:
     assert error.message.startswith("expected an option key at argument 2 of /musicldm/generate")
 
 
+def test_option_words_are_the_keys_of_every_request_address() -> None:
+    keys = {k for table in (GENERATE_OPTIONS, SLOT_OPTIONS, PLAYBACK_OPTIONS) for k in table}
+    assert set(OPTION_WORDS) == keys
+    assert {"quantize", "gain", "ahead", "gate", "slot"} <= set(OPTION_WORDS)
+    assert set(OPTIONS_OF) <= set(ADDRESSES)
+    assert set(PARSERS) >= set(OPTIONS_OF)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["dark techno", "quantize", "bar", "steps", 2],  # one argument, then a playback option
+        ["dark", "techno", "quantize", "bar", "steps", 2],  # the same prompt in Pd's pieces
+        ["dark", "techno", "gain", 1],
+        ["dark", "techno", "ahead", 2, "bars", 1],
+    ],
+)
+def test_an_option_word_of_another_address_ends_the_prompt_and_is_refused(args: list[Any]) -> None:
+    error = bad(GEN, args)
+    word = args[2] if args[0] == "dark" else args[1]
+    assert error.key == word
+    assert error.message.startswith(f"unknown option {word!r} for {GEN}; allowed: id, bars")
+    assert "is an option of /musicldm/" in error.message
+    assert "send the text as one argument" in error.message  # how to put it in a prompt
+
+
+def test_an_option_word_inside_one_text_argument_is_a_prompt_word() -> None:
+    assert parse(GEN, ["dark techno quantize bar", "steps", 2]) == Generate(
+        "dark techno quantize bar", GenerateOptions(steps=2)
+    )
+    assert parse(GEN, ["Quantize", "bar"]).prompt == "Quantize bar"  # keys are lower case
+
+
+def test_plain_words_stay_a_prompt() -> None:
+    # What a Pd prompt looks like: no option word, so every word is the prompt's.
+    assert parse(GEN, ["unknown", "colour", "red"]) == Generate("unknown colour red")
+    # ... but a key's place after the first option takes only keys of this address.
+    error = bad(GEN, ["dark techno", "bars", 2, "colour", "red"])
+    allowed = ", ".join(GENERATE_OPTIONS)
+    assert error.message == f"unknown option 'colour' for {GEN}; allowed: {allowed}"
+
+
+def test_option_words_end_a_slot_prompt_and_free_text_words() -> None:
+    error = bad("/musicldm/slot", [1, "warm", "pads", "slot", 2])
+    assert error.key == "slot" and "is an option of /musicldm/generate" in error.message
+    error = bad(GEN, ["x", "negative", "harsh", "quantize", "bar"])
+    assert error.key == "quantize"
+    assert parse(GEN, ["x", "negative", "harsh", "noise", "bars", 2]).options == GenerateOptions(
+        negative="harsh noise", bars=2
+    )
+
+
+def test_a_prompt_that_is_an_option_word_is_missing_and_says_how_to_quote() -> None:
+    error = bad(GEN, ["quantize", "bar"])
+    assert error.key == "prompt" and "option word 'quantize'" in error.message
+    assert "double quotes" in error.message
+
+
 # -- option pairs ------------------------------------------------------------------------------
 
 
@@ -407,6 +468,17 @@ def test_normalize_id_refuses(value: Any) -> None:
     assert info.value.key == "id"
 
 
+def test_int_ids_are_what_an_osc_int_carries() -> None:
+    assert contract.normalize_id(2**31 - 1) == contract.ID_MAX == 2**31 - 1
+    assert contract.normalize_id(float(-(2**31))) == contract.ID_MIN == -(2**31)
+    for value in (2**31, -(2**31) - 1, 2**63 - 1, float(2**31), contract.Int64(2**40)):
+        with pytest.raises(BadRequest) as info:
+            contract.normalize_id(value)
+        assert "from -2147483648 to 2147483647" in info.value.message
+    error = bad(GEN, ["x", "id", 2**63 - 1])
+    assert getattr(error, "job_id", None) is None  # unreadable: the fail names the address
+
+
 # -- the other addresses --------------------------------------------------------------------------
 
 
@@ -513,6 +585,36 @@ def test_set_without_a_value_forgets_the_default() -> None:
     assert parse("/musicldm/set", ["seed", ""]) == Set("seed", None)
     assert parse("/musicldm/set", ["slot", ""]) == Set("slot", None)
     assert "unknown option 'id'" in bad("/musicldm/set", ["id"]).message
+
+
+def test_float32_values_at_every_float_bound_are_the_bound() -> None:
+    """An OSC ``f`` cannot hold 0.04: a value that rounds to a bound's float32 is the bound."""
+
+    def f32(value: float) -> float:
+        return struct.unpack("<f", struct.pack("<f", value))[0]
+
+    assert f32(0.04) < 0.04  # the case reported: seconds 0.04 arrived as 0.03999999910593033
+    floats = [
+        (address, before, option)
+        for table in (GENERATE_OPTIONS, PLAYBACK_OPTIONS)
+        for option in table.values()
+        if option.limit is not None and not option.limit.integer
+        for address, before in [_address_for(table)]
+    ]
+    assert {o.key for _, _, o in floats} == {"bpm", "seconds", "guidance", "gain"}
+    for address, before, option in floats:
+        limit = option.limit
+        assert limit is not None
+        for bound in (limit.lo, limit.hi):
+            got = _options_of(parse(address, [*before, option.key, f32(bound)]))
+            assert got == {option.key: float(bound)}, (option.key, bound)
+        for outside in (limit.lo - 0.01, limit.hi + 0.01):
+            bad(address, [*before, option.key, f32(outside)])
+    # the configured maximum too, where float32 rounds above it
+    assert f32(12.3) > 12.3
+    assert parse(GEN, ["x", "seconds", f32(12.3)], max_seconds=12.3).options.seconds == 12.3
+    # integer options are exact in float32: no tolerance there
+    bad(GEN, ["x", "bars", 64.00001])
 
 
 def test_set_refuses() -> None:
@@ -637,6 +739,15 @@ def test_reply_helpers() -> None:
     assert [type(v) for v in done.args] == [int, str, float, float, int, int]
 
 
+def test_pong_keeps_every_argument_type() -> None:
+    args = [1, 2.5, contract.Double(0.1), "s", True, False, None, b"ab", contract.Int64(5)]
+    args += [2**40, contract.Rgba(0xFF0000FF), (0, 144, 60, 100), [1, [contract.Double(1.0)]]]
+    tags = [arg.tag for arg in contract.pong(args).args]
+    assert tags == ["i", "f", "d", "s", "T", "F", "N", "b", "h", "h", "r", "m", ["i", ["d"]]]
+    assert [arg.value for arg in contract.pong(["x", 3]).args] == ["x", 3]
+    assert contract.pong([object()]).args[0].tag == "s"  # what OSC cannot write: as text
+
+
 def test_check_option_outside_a_message() -> None:
     assert contract.check_option("bars", 4.0) == 4
     assert contract.check_option("quantize", "BAR") == "bar"
@@ -691,3 +802,64 @@ def test_docs_name_every_address_reply_option_and_code() -> None:
                 assert f"`{choice}`" in row, (key, choice)
     for code in FAIL_CODES:
         assert f"`{code}`" in text, code
+
+
+def _doc_option_tables(text: str) -> list[dict[str, list[str]]]:
+    """Every option table of docs/osc.md (header ``| key | type | default | …``), in order:
+    key → its cells."""
+    tables: list[dict[str, list[str]]] = []
+    rows: dict[str, list[str]] | None = None
+    for line in text.splitlines():
+        if line.startswith("| key | type | default |"):
+            rows = {}
+            tables.append(rows)
+        elif rows is not None and line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            rows[cells[0].strip("`")] = cells
+        elif rows is not None and not line.startswith("| ---"):
+            rows = None
+    return tables
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def test_docs_option_tables_match_types_and_built_in_defaults() -> None:
+    """Each option table of docs/osc.md has this contract's keys, types and defaults."""
+    tables = _doc_option_tables(DOCS.read_text(encoding="utf-8"))
+    expected = [
+        GENERATE_OPTIONS,
+        {k: o for k, o in SLOT_OPTIONS.items() if k not in GENERATE_OPTIONS},
+        PLAYBACK_OPTIONS,
+    ]
+    assert [list(t) for t in tables] == [list(t) for t in expected]
+    checked = 0
+    for doc, table in zip(tables, expected, strict=True):
+        for key, option in table.items():
+            _, type_cell, default_cell, _ = doc[key]
+            assert option.type_name in type_cell, (key, type_cell)
+            if option.value is not None:
+                assert default_cell.strip("`") == _default_text(option.value), (key, default_cell)
+                checked += 1
+    assert checked >= 8
+
+
+def test_docs_list_the_option_words() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    match = re.search(r"^  `((?:[a-z]+ )+[a-z]+)`$", text, flags=re.M)
+    assert match is not None, "docs/osc.md lists no option words"
+    assert match.group(1).split() == list(OPTION_WORDS)
+
+
+def test_docs_name_the_play_voices() -> None:
+    from daemon.live.slots import PLAY_SLOTS, SLOTS
+
+    text = DOCS.read_text(encoding="utf-8")
+    assert f"play voice `index` ({SLOTS}–{SLOTS + PLAY_SLOTS - 1})" in text
+    assert f"{PLAY_SLOTS} play voices, numbered {SLOTS}–{SLOTS + PLAY_SLOTS - 1}" in text
+    assert f"slot `index` (0–{SLOTS - 1})" in text

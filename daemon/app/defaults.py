@@ -59,6 +59,10 @@ class Defaults:
                 self._set.pop(key, None)
             return None
         checked = check_option(key, value, max_seconds=self._config.max_seconds)
+        if key == "bpm":
+            # The live session owns the tempo (the caller sets it there); a stored bpm default
+            # would override the clock for every later clip and slot take.
+            return checked
         with self._lock:
             self._set[key] = checked
         return checked
@@ -105,14 +109,22 @@ class Defaults:
         option = GENERATE_OPTIONS.get(key) or PLAYBACK_OPTIONS.get(key) or SLOT_OPTIONS.get(key)
         return option.value if option is not None else None
 
-    def build_spec(self, prompt: str, options: GenerateOptions | None) -> ClipSpec:
-        """A validated, seeded spec from request options, set defaults, config and preset."""
+    def build_spec(
+        self, prompt: str, options: GenerateOptions | None, *, tempo: float | None = None
+    ) -> ClipSpec:
+        """A validated, seeded spec from request options, set defaults, config and preset.
+
+        ``tempo``: the clock tempo (BPM) where the options and defaults give no ``bpm``; None
+        takes the tempo now (the live slots pass the tempo they render for)."""
         self.preset(options)  # an unknown preset is refused before anything else
+        bpm = self.option(options, "bpm")
+        if bpm is None:
+            bpm = self.resolve(options, "bpm") if tempo is None else tempo
         spec = ClipSpec(
             prompt=prompt,
             bars=self.resolve(options, "bars"),
             beats_per_bar=self.resolve(options, "beats"),
-            bpm=self.resolve(options, "bpm"),
+            bpm=bpm,
             seconds=self.option(options, "seconds"),
             seed=self.option(options, "seed"),
             steps=self.resolve(options, "steps"),

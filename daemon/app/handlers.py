@@ -79,7 +79,7 @@ class App(Protocol):
 
     def path_inside_output(self, path: str) -> Path: ...
 
-    def tempo(self) -> float: ...
+    def tempo_bpm(self) -> float: ...
 
     def set_tempo(self, bpm: float) -> bool: ...
 
@@ -186,14 +186,19 @@ class Handlers:
         )
 
     def slot(self, request: Slot, sender: Address) -> None:
-        self.app.live_or_refuse(contract.PREFIX + "slot").define_slot(
-            request.index,
-            request.prompt,
-            request.options,
-            request.ahead,
-            (sender,),
-            gate=request.gate,
-        )
+        try:
+            self.app.live_or_refuse(contract.PREFIX + "slot").define_slot(
+                request.index,
+                request.prompt,
+                request.options,
+                request.ahead,
+                (sender,),
+                gate=request.gate,
+            )
+        except MusicLDMError as exc:
+            if request.options.id is not None:  # a refusal (queue_full, …) names the request
+                exc.job_id = request.options.id  # type: ignore[attr-defined]
+            raise
 
     def trigger(self, request: Trigger, sender: Address) -> None:
         pb = request.playback
@@ -216,7 +221,7 @@ class Handlers:
     def tempo(self, request: Tempo, sender: Address) -> None:
         if not self.app.set_tempo(request.bpm):
             log.info("ignored /musicldm/tempo %s: following an external clock", request.bpm)
-        self._reply(contract.value("bpm", self.app.tempo()), sender)
+        self._reply(contract.value("bpm", self.app.tempo_bpm()), sender)
 
     def transport(self, request: Transport, sender: Address) -> None:
         self.app.live_or_refuse(contract.PREFIX + "transport")
@@ -241,7 +246,7 @@ class Handlers:
     def value_of(self, key: str) -> Any:
         """The value a later request would use for ``key``, or a daemon value."""
         if key == "bpm":
-            return self.app.tempo()
+            return self.app.tempo_bpm()
         if key == "version":
             return __version__
         if key == "transport":

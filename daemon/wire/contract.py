@@ -3,9 +3,12 @@
 Addresses and what they take (:data:`ADDRESSES`), the option tables with types, ranges and
 defaults (:data:`GENERATE_OPTIONS`, :data:`PLAYBACK_OPTIONS`, :data:`SLOT_OPTIONS`), the stable
 failure codes (:data:`FAIL_CODES`), every reply address with its arguments (:data:`REPLIES`) and
-the builders of every reply (:func:`fail`, :func:`queued`, :func:`done`, …). The daemon's parser
-(:mod:`daemon.wire.requests`) and replies, the Python client (:mod:`clients.client`), the docs
-check (``docs/osc.md`` against these tables, in the tests) and any discovery namespace read it.
+the builders of every reply (:func:`fail`, :func:`queued`, :func:`done`, …), and the typed
+values (:class:`Double`, :class:`Int64`, :class:`Typed`) by which an argument keeps its OSC type
+tag from the transport's decoder to its encoder (``/musicldm/ping`` echoes type for type). The
+daemon's parser (:mod:`daemon.wire.requests`) and replies, the Python client
+(:mod:`clients.client`), the docs check (``docs/osc.md`` against these tables, in the tests) and
+any discovery namespace read it.
 
 Pure data and pure functions: no torch, no threads, no sockets, importable in milliseconds. It
 stands on :mod:`musicldm_core.spec` (the ranges a clip may have) and :mod:`musicldm_core.errors`
@@ -76,6 +79,11 @@ PORT_LIMIT = Limit(1, 65535, integer=True)
 MAX_ID_CHARS = 256
 """The longest text id accepted; ids are echoed in every reply about their job."""
 
+ID_MIN = -(2**31)
+ID_MAX = 2**31 - 1
+"""The int ids there are: what every OSC implementation carries as an int (``i``, 32 bits).
+Max, Pd and liblo have no 64-bit ints, and an id must reach every client in every reply."""
+
 _PRESET_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -89,8 +97,9 @@ STATUS_KEYS = ("queued", "running", "device", "model", "bpm", "voices", "version
 def normalize_id(value: Any) -> JobId:
     """Return a job id as the daemon keeps and echoes it.
 
-    An int stays an int; an integral float (Pd sends every number as a float) becomes an int;
-    non-empty text is kept exactly as given. Anything else is a :class:`BadRequest`.
+    An int from :data:`ID_MIN` to :data:`ID_MAX` stays an int; an integral float in that range
+    (Pd sends every number as a float) becomes an int; non-empty text is kept exactly as given.
+    Anything else is a :class:`BadRequest`.
     """
     if isinstance(value, bool):
         raise BadRequest(f"id must be an integer or text, got {value!r}", key="id")
@@ -110,8 +119,12 @@ def normalize_id(value: Any) -> JobId:
         return value
     else:
         raise BadRequest(f"id must be an integer or text, got {value!r}", key="id")
-    if not -(2**63) <= number < 2**63:  # every reply must be able to carry it as an OSC int64
-        raise BadRequest(f"id must fit in a 64-bit integer, got {value!r}", key="id")
+    if not ID_MIN <= number <= ID_MAX:  # every reply must carry it as an OSC int (32 bits)
+        raise BadRequest(
+            f"id must be text or an integer from {ID_MIN} to {ID_MAX} (what an OSC int "
+            f"carries), got {value!r}",
+            key="id",
+        )
     return int(number)
 
 
@@ -287,6 +300,22 @@ GETTABLE: tuple[str, ...] = tuple(
     dict.fromkeys([*GENERATE_OPTIONS, *PLAYBACK_OPTIONS, *DAEMON_KEYS])
 )
 
+OPTIONS_OF: dict[str, dict[str, Option]] = {
+    PREFIX + "generate": GENERATE_OPTIONS,
+    PREFIX + "slot": SLOT_OPTIONS,
+    PREFIX + "trigger": PLAYBACK_OPTIONS,
+    PREFIX + "play": PLAYBACK_OPTIONS,
+    PREFIX + "stop": {"quantize": PLAYBACK_OPTIONS["quantize"]},
+    PREFIX + "set": SETTABLE,
+}
+"""The options each request address takes, by address."""
+
+OPTION_WORDS: tuple[str, ...] = tuple(dict.fromkeys(k for t in OPTIONS_OF.values() for k in t))
+"""Every option key of any request address. A text argument that is exactly one of these words
+ends a prompt given in several pieces (and the words of ``negative`` and ``name``), whatever the
+address: so a prompt is read the same way everywhere, and a key sent to the wrong address is
+refused instead of becoming prompt words. Any other word is a prompt word."""
+
 
 def check_option(key: str, value: Any, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> Any:
     """Validate one generate, slot or playback option value given outside a message (a config
@@ -352,7 +381,7 @@ REPLIES: dict[str, Reply] = {
     PREFIX + "playing": Reply(("index", "path"), "a clip became audible"),
     PREFIX + "stopped": Reply(("index",), "a slot fell silent"),
     PREFIX + "late": Reply(("id",), "a clip was ready too late and launched at the next point"),
-    PREFIX + "value": Reply(("key", "value"), "answer to /musicldm/get and /musicldm/set"),
+    PREFIX + "value": Reply(("key", "value"), "answer to /musicldm/get, set, tempo and notify"),
     PREFIX + "status.reply": Reply(("key", "value"), "answer to /musicldm/status", repeats=True),
     PREFIX + "pong": Reply(("arg",), "answer to /musicldm/ping", repeats=True),
 }
@@ -436,5 +465,59 @@ def status_reply(pairs: dict[str, Any]) -> Message:
 
 
 def pong(args: tuple[Any, ...] | list[Any]) -> Message:
-    """``/musicldm/pong`` with the ping's arguments, as they came."""
-    return Message(PREFIX + "pong", list(args))
+    """``/musicldm/pong`` with the ping's arguments, each with the type tag it came with."""
+    return Message(PREFIX + "pong", [typed(arg) for arg in args])
+
+
+# -- typed arguments: what an argument was on the wire -----------------------------------------
+
+
+class Double(float):
+    """A number that arrived as an OSC double (``d``), so that an echo sends a double back."""
+
+
+class Int64(int):
+    """An integer that arrived as an OSC int64 (``h``), so that an echo sends an int64 back."""
+
+
+class Rgba(int):
+    """An OSC colour (``r``): 32 bits, red in the top byte."""
+
+
+class Typed(NamedTuple):
+    """An argument with the OSC type tag it must be sent with: a letter, or for an array
+    (``[…]``) the list of its elements' tags. The transport writes it as is."""
+
+    value: Any
+    tag: str | list[Any]
+
+
+def typed(value: Any) -> Typed:
+    """``value`` with the tag it arrived with (see :class:`Double`, :class:`Int64`,
+    :class:`Rgba`): ``T``/``F`` for a bool, ``N`` for None, ``b`` for bytes, ``m`` for a MIDI
+    message (4 ints), arrays element by element. What OSC cannot write back (a time tag) is
+    sent as its text."""
+    if isinstance(value, bool):
+        return Typed(value, "T" if value else "F")
+    if value is None:
+        return Typed(None, "N")
+    if isinstance(value, Double):
+        return Typed(float(value), "d")
+    if isinstance(value, Rgba):
+        return Typed(int(value), "r")
+    if isinstance(value, Int64):
+        return Typed(int(value), "h")
+    if isinstance(value, int):
+        return Typed(value, "i" if -(2**31) <= value < 2**31 else "h")
+    if isinstance(value, float):
+        return Typed(value, "f")
+    if isinstance(value, str):
+        return Typed(value, "s")
+    if isinstance(value, bytes):
+        return Typed(value, "b")
+    if isinstance(value, tuple) and len(value) == 4 and all(isinstance(v, int) for v in value):
+        return Typed(value, "m")
+    if isinstance(value, list):
+        items = [typed(item) for item in value]
+        return Typed([item.value for item in items], [item.tag for item in items])
+    return Typed(str(value), "s")

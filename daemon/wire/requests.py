@@ -12,10 +12,16 @@ Called from the OSC thread; pure functions, no I/O, no torch, safe from any thre
 Shapes worth knowing:
 
 - Numbers may arrive as int or float (Pd sends every number as a float); an integer option given
-  a non-integral float is refused, an integral one (``2.0``) is taken as ``2``.
-- A prompt may arrive as several words: the leading text arguments up to the first option key are
-  joined with single spaces. The free-text options ``negative`` and ``name`` take their words the
-  same way, so Pd (which cannot send a symbol with spaces) can set them too.
+  a non-integral float is refused, an integral one (``2.0``) is taken as ``2``. The transport
+  marks doubles and int64s (:class:`~daemon.wire.contract.Double`,
+  :class:`~daemon.wire.contract.Int64`, float and int subclasses); the checks return plain
+  values, and only :class:`Ping` keeps them, so that the pong echoes each type.
+- A prompt may arrive as several words: the leading text arguments up to the first option word
+  are joined with single spaces. The option words are the option keys of *every* request address
+  (:data:`~daemon.wire.contract.OPTION_WORDS`), not only this one's, so ``quantize`` ends a
+  generate's prompt and is then refused as an unknown option there, rather than silently becoming
+  prompt text. The free-text options ``negative`` and ``name`` take their words the same way, so
+  Pd (which cannot send a symbol with spaces) can set them too.
 - Options default to ``None`` ("not given"); the app merges ``/musicldm/set`` defaults, the
   config and the preset afterwards.
 - A :class:`BadRequest` raised for ``/musicldm/generate`` or ``/musicldm/slot`` carries the
@@ -34,6 +40,8 @@ from daemon.wire.contract import (
     ADDRESSES,
     GENERATE_OPTIONS,
     GETTABLE,
+    OPTION_WORDS,
+    OPTIONS_OF,
     PLAYBACK_OPTIONS,
     PORT_LIMIT,
     PREFIX,
@@ -234,18 +242,39 @@ Request = (
 # -- parsing ---------------------------------------------------------------------------------------
 
 
-def _take_words(args: Sequence[Any], start: int, keys: Mapping[str, Any]) -> int:
+_OPTION_WORDS = frozenset(OPTION_WORDS)
+
+_QUOTE_HINT = (
+    "to have the word in the text, send the text as one argument (in Max, put it in double "
+    'quotes: "let it play"; in Pd, escape its spaces: let\\ it\\ play) or write the word '
+    "otherwise (option keys are lower case: Play is a prompt word)"
+)
+
+
+def _take_words(args: Sequence[Any], start: int) -> int:
     """Index of the first argument at or after ``start`` that is not a text word of a run of
-    words (a prompt, or a free-text option's value): a non-text value or an option key."""
+    words (a prompt, or a free-text option's value): a non-text value or an option word of any
+    request (:data:`~daemon.wire.contract.OPTION_WORDS`)."""
     end = start
-    while end < len(args) and isinstance(args[end], str) and args[end] not in keys:
+    while end < len(args) and isinstance(args[end], str) and args[end] not in _OPTION_WORDS:
         end += 1
     return end
 
 
-def _prompt(
-    address: str, args: Sequence[Any], start: int, keys: Mapping[str, Any]
-) -> tuple[str, int]:
+def _unknown_option(address: str, key: str, allowed: str, *, ended_words: bool) -> BadRequest:
+    """The error for ``key`` where an option of ``address`` belongs. ``ended_words``: the key
+    came right after a run of words (a prompt), which it ended because it is an option word."""
+    message = f"unknown option {key!r} for {address}; allowed: {allowed}"
+    if key in _OPTION_WORDS:
+        where = ", ".join(a for a, table in OPTIONS_OF.items() if key in table)
+        message += f" ({key!r} is an option of {where}"
+        if ended_words:
+            message += f"; as an option word it ends the text before it: {_QUOTE_HINT}"
+        message += ")"
+    return BadRequest(message, key=key)
+
+
+def _prompt(address: str, args: Sequence[Any], start: int) -> tuple[str, int]:
     """The prompt at ``args[start:]`` and the index after it."""
     if start >= len(args):
         raise BadRequest(
@@ -258,13 +287,13 @@ def _prompt(
             "(quote the whole prompt in Max, or write it inside a word in Pd)",
             key="prompt",
         )
-    if first in keys:
+    if first in _OPTION_WORDS:
         raise BadRequest(
-            f"prompt is missing: {address} got the option key {first!r} where the prompt "
-            "belongs (quote a prompt that starts with an option key's word)",
+            f"prompt is missing: {address} got the option word {first!r} where the prompt "
+            f"belongs ({_QUOTE_HINT})",
             key="prompt",
         )
-    end = _take_words(args, start, keys)
+    end = _take_words(args, start)
     return check_prompt(" ".join(args[start:end])), end
 
 
@@ -305,13 +334,14 @@ def _options(
             )
         option = table.get(key)
         if option is None:
-            raise BadRequest(f"unknown option {key!r} for {address}; allowed: {allowed}", key=key)
+            ended_words = run is not None and run[1] == index
+            raise _unknown_option(address, key, allowed, ended_words=ended_words)
         if key in values:
             raise BadRequest(f"{key} is given twice in {address}", key=key)
         if index + 1 >= len(args):
             raise BadRequest(
                 f"{key} has no value in {address} (an option key must be followed by its value; "
-                "a prompt word that equals an option key ends the prompt)",
+                f"a prompt word that is an option word ends the prompt: {_QUOTE_HINT})",
                 key=key,
             )
         value = args[index + 1]
@@ -320,7 +350,7 @@ def _options(
         first = _word(value) if option.words else None
         if first is not None:
             # The first value is taken whatever it says; further words up to the next key join it.
-            end = _take_words(args, index, table)
+            end = _take_words(args, index)
             value = " ".join([first, *args[index:end]])
             run = (index - 1, end)
             index = end
@@ -331,7 +361,7 @@ def _options(
 def _readable_id(args: Sequence[Any], start: int, table: Mapping[str, Option]) -> JobId | None:
     """The request's ``id`` option if it can be read, walking the options the way
     :func:`_options` does but never raising: used to name the job in a fail reply."""
-    index = _take_words(args, start, table)  # skip the prompt
+    index = _take_words(args, start)  # skip the prompt
     while index + 1 < len(args):
         key = args[index]
         if not isinstance(key, str):
@@ -343,7 +373,7 @@ def _readable_id(args: Sequence[Any], start: int, table: Mapping[str, Option]) -
                 return None
         option = table.get(key)
         if option is not None and option.words and _word(args[index + 1]) is not None:
-            index = _take_words(args, index + 2, table)
+            index = _take_words(args, index + 2)
         else:
             index += 2
     return None
@@ -367,7 +397,7 @@ def _generate_options(values: Mapping[str, Any]) -> GenerateOptions:
 
 def _parse_generate(address: str, args: list[Any], max_seconds: float) -> Request:
     def body() -> Request:
-        prompt, end = _prompt(address, args, 0, GENERATE_OPTIONS)
+        prompt, end = _prompt(address, args, 0)
         values = _options(
             address, args, end, GENERATE_OPTIONS, max_seconds=max_seconds, words_from=0
         )
@@ -385,7 +415,7 @@ def _index(address: str, args: Sequence[Any]) -> int:
 def _parse_slot(address: str, args: list[Any], max_seconds: float) -> Request:
     def body() -> Request:
         index = _index(address, args)
-        prompt, end = _prompt(address, args, 1, SLOT_OPTIONS)
+        prompt, end = _prompt(address, args, 1)
         values = _options(address, args, end, SLOT_OPTIONS, max_seconds=max_seconds, words_from=1)
         ahead = values.pop("ahead", None)
         gate = values.pop("gate", None)
