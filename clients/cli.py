@@ -6,17 +6,30 @@ stdout, so ``musicldm-send generate "dark techno" --bars 4`` fits in a shell pip
 
 Exit status: 0 done; 1 the daemon answered ``/musicldm/fail`` (``error: <code>: <message>`` on
 stderr) or another client error; 2 no daemon answered (or bad command-line usage); 130
-interrupted. Imports the standard library and :mod:`clients.client` only (no torch).
+interrupted; 141 stdout was closed early (``musicldm-send status | head -1``), quietly, like a
+Unix tool that SIGPIPE ends. Imports the standard library, :mod:`clients.client` and the wire
+contract (for option ranges, choices and defaults in ``--help``) only: no torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
+
+from daemon.wire.contract import (
+    GENERATE_OPTIONS,
+    PLAYBACK_OPTIONS,
+    PRIORITIES,
+    QUANTIZE_CHOICES,
+    SLOT_OPTIONS,
+    TRANSPORT_CHOICES,
+)
+from musicldm_core.spec import DEFAULT_MAX_SECONDS, LIMITS, MIN_SECONDS, Limit
 
 from .client import (
     DEFAULT_HOST,
@@ -40,6 +53,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_NO_DAEMON = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + 13
+"""What a Unix tool killed by SIGPIPE reports: stdout's reader went away (``| head``)."""
 
 _INTEGER = re.compile(r"[+-]?\d+")
 
@@ -72,63 +87,106 @@ def format_reply(reply: Reply) -> str:
 
 # -- the parser ------------------------------------------------------------------------------------
 
+_OPTIONS = {**GENERATE_OPTIONS, **SLOT_OPTIONS, **PLAYBACK_OPTIONS}
+
+
+def _range(limit: Limit) -> str:
+    if limit.integer:
+        return f"{int(limit.lo)}-{int(limit.hi)}"
+    return f"{limit.lo:g}-{limit.hi:g}"
+
+
+def _help(key: str, what: str, *, default: str | None = None, span: str | None = None) -> str:
+    """``what``, then the contract's range and built-in default for option ``key``."""
+    option = _OPTIONS[key]
+    parts = []
+    if span is not None:
+        parts.append(span)
+    elif option.limit is not None and option.type_name != "0/1":
+        parts.append(_range(option.limit))
+    built_in = option.default if default is None else default
+    if built_in == "preset's":
+        built_in = "the preset's"
+    parts.append(f"default: {built_in}")
+    return f"{what} ({'; '.join(parts)})"
+
 
 def _add_generate_options(parser: argparse.ArgumentParser, *, for_slot: bool = False) -> None:
-    parser.add_argument("--bars", type=int, help="length in bars (1-64, default 1)")
-    parser.add_argument("--beats", type=int, help="beats per bar (1-16, default 4)")
-    parser.add_argument("--bpm", type=float, help="tempo (20-400; default: the daemon's tempo)")
-    parser.add_argument("--seconds", type=float, help="exact length in seconds instead of bars")
-    parser.add_argument("--seed", type=int, help="0-2147483647 (default: random, reported)")
-    parser.add_argument("--steps", type=int, help="sampler steps (1-1000; default: preset's)")
-    parser.add_argument("--guidance", type=float, help="guidance scale (0-30; default: preset's)")
-    parser.add_argument("--negative", metavar="TEXT", help="negative prompt (default: preset's)")
-    parser.add_argument("--scheduler", metavar="NAME", help="ddim, dpm++, unipc, euler, ...")
-    parser.add_argument("--takes", type=int, help="candidates, ranked best-first (1-8)")
-    parser.add_argument("--preset", metavar="NAME", help="settings bundle (live, studio, ...)")
-    parser.add_argument(
-        "--no-loop", action="store_true", help="exact length, plain cut with fades (no loop)"
+    add = parser.add_argument
+    add("--bars", type=int, metavar="N", help=_help("bars", "length in bars"))
+    add("--beats", type=int, metavar="N", help=_help("beats", "beats per bar"))
+    add("--bpm", type=float, help=_help("bpm", "tempo", default="the daemon's current tempo"))
+    add(
+        "--seconds",
+        type=float,
+        help=_help(
+            "seconds",
+            "exact length in seconds instead of bars",
+            span=f"{MIN_SECONDS:g} up to the daemon's --max-seconds, {DEFAULT_MAX_SECONDS:g} "
+            "unless configured",
+            default="the length in bars",
+        ),
     )
-    parser.add_argument("--name", metavar="STEM", help="file name stem instead of the prompt")
-    parser.add_argument("--priority", choices=("live", "normal", "batch"), help="default normal")
+    add("--seed", type=int, help=_help("seed", "random seed", default="random, then reported"))
+    add("--steps", type=int, metavar="N", help=_help("steps", "sampler steps"))
+    add("--guidance", type=float, metavar="SCALE", help=_help("guidance", "guidance scale"))
+    add("--negative", metavar="TEXT", help=_help("negative", "what to steer away from"))
+    add(
+        "--scheduler",
+        choices=GENERATE_OPTIONS["scheduler"].choices,
+        help=_help("scheduler", "sampler"),
+    )
+    add("--takes", type=int, metavar="N", help=_help("takes", "candidates, ranked best-first"))
+    add("--preset", metavar="NAME", help=_help("preset", "named settings bundle, e.g. studio"))
+    add(
+        "--no-loop",
+        action="store_true",
+        help="a plain cut with short fades instead of a seamless loop (default: a loop)",
+    )
+    add("--name", metavar="STEM", help=_help("name", "file name stem", default="the prompt"))
+    add("--priority", choices=PRIORITIES, help=_help("priority", "queue priority"))
     if for_slot:
-        parser.add_argument("--ahead", type=int, help="takes kept ready to trigger (1-8)")
+        add("--ahead", type=int, metavar="N", help=_help("ahead", "takes kept rendered ahead"))
+        add(
+            "--gate",
+            action="store_true",
+            help="a MIDI note plays the slot only while held (default: it plays until stopped)",
+        )
     else:
-        parser.add_argument("--slot", type=int, help="load the result into this slot (0-127)")
-        parser.add_argument("--play", action="store_true", help="play it once it is ready")
+        add(
+            "--slot",
+            type=int,
+            metavar="INDEX",
+            help=_help("slot", "load the result into this slot", default="none"),
+        )
+        add(
+            "--play",
+            action="store_true",
+            help="play it at the next quantize point once it is ready (default: don't)",
+        )
 
 
 def _generate_options(args: argparse.Namespace) -> dict[str, Any]:
-    options = {
-        key: getattr(args, key, None)
-        for key in (
-            "bars",
-            "beats",
-            "bpm",
-            "seconds",
-            "seed",
-            "steps",
-            "guidance",
-            "negative",
-            "scheduler",
-            "takes",
-            "preset",
-            "name",
-            "priority",
-            "slot",
-            "ahead",
-        )
-    }
+    keys = [key for key in SLOT_OPTIONS if key not in ("loop", "play", "gate", "id")] + ["slot"]
+    options = {key: getattr(args, key, None) for key in keys}
     if args.no_loop:
         options["loop"] = 0
-    if getattr(args, "play", False):
-        options["play"] = 1
+    for switch in ("play", "gate"):
+        if getattr(args, switch, False):
+            options[switch] = 1
     return {key: value for key, value in options.items() if value is not None}
 
 
+def _add_quantize(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--quantize", choices=QUANTIZE_CHOICES, help=_help("quantize", when))
+
+
 def _add_playback_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quantize", choices=("none", "beat", "bar"), help="default bar")
-    parser.add_argument("--gain", type=float, help="linear gain, 0-2 (default 1)")
-    parser.add_argument("--once", action="store_true", help="play once instead of looping")
+    _add_quantize(parser, "when to start: at once, on the next beat or on the next bar")
+    parser.add_argument("--gain", type=float, help=_help("gain", "linear gain"))
+    parser.add_argument(
+        "--once", action="store_true", help="play once instead of looping (default: loop)"
+    )
 
 
 def _playback_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -138,44 +196,72 @@ def _playback_options(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
+_EPILOG = f"""\
+Options a request leaves out take the daemon's defaults: the built-in ones shown in each
+command's --help, unless changed with `musicldm-send set` (see them with `get KEY`).
+
+exit status:
+  {EXIT_OK}    done
+  {EXIT_FAILED}    the daemon answered /musicldm/fail, or another client error
+  {EXIT_NO_DAEMON}    no daemon answered, or bad command-line usage
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a running generate is cancelled
+  {EXIT_BROKEN_PIPE}  stdout was closed early (e.g. `| head -1`); nothing is printed about it
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``musicldm-send`` argument parser."""
     parser = argparse.ArgumentParser(
         prog="musicldm-send",
         description="Send requests to a running musicldm daemon over OSC and print its answers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="daemon host (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="daemon UDP port (9000)")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"daemon host (default: {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"daemon UDP port (default: {DEFAULT_PORT})"
+    )
     parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds to wait for the daemon's first answer (default {DEFAULT_TIMEOUT:g})",
+        metavar="SECONDS",
+        help=f"how long to wait for the daemon's first answer (default: {DEFAULT_TIMEOUT:g})",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    generate = sub.add_parser("generate", help="render a clip, wait, print its path(s)")
+    generate = sub.add_parser(
+        "generate",
+        help="render a clip, wait for it, print its path (one line per take)",
+        description="Render a clip, show its progress on stderr and print each take's path.",
+    )
     generate.add_argument("prompt", help='what to make, e.g. "dark techno, 909 drums"')
     _add_generate_options(generate)
-    generate.add_argument("--id", type=parse_id, help="job id (default: a unique one)")
-    generate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    generate.add_argument(
+        "--id", type=parse_id, help="job id: digits are an int, else text (default: a unique one)"
+    )
+    generate.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (default: a bar on a terminal)"
+    )
     generate.set_defaults(run=_generate)
 
-    status = sub.add_parser("status", help="print the daemon's status as key value lines")
+    status = sub.add_parser("status", help="print the daemon's status, one 'key value' per line")
     status.set_defaults(run=_status)
 
-    cancel = sub.add_parser("cancel", help="cancel a job, or every job")
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job, or every job")
     cancel.add_argument("id", nargs="?", type=parse_id, help="job id (default: every job)")
     cancel.set_defaults(run=_cancel)
 
-    slot = sub.add_parser("slot", help="define a clip slot")
-    slot.add_argument("index", type=int, help="slot 0-127")
-    slot.add_argument("prompt")
+    slot = sub.add_parser("slot", help="define a clip slot (the daemon renders takes ahead)")
+    slot.add_argument("index", type=int, help=f"slot number, {_limit_text('index')}")
+    slot.add_argument("prompt", help='what the slot plays, e.g. "dark techno drums"')
     _add_generate_options(slot, for_slot=True)
     slot.set_defaults(run=_slot)
 
-    trigger = sub.add_parser("trigger", help="play a slot's next take")
-    trigger.add_argument("index", type=int, help="slot 0-127")
+    trigger = sub.add_parser("trigger", help="play a slot's next take at the quantize point")
+    trigger.add_argument("index", type=int, help=f"slot number, {_limit_text('index')}")
     _add_playback_options(trigger)
     trigger.set_defaults(run=_trigger)
 
@@ -184,36 +270,50 @@ def build_parser() -> argparse.ArgumentParser:
     _add_playback_options(play)
     play.set_defaults(run=_play)
 
-    stop = sub.add_parser("stop", help="stop a slot, or everything")
-    stop.add_argument("index", nargs="?", type=int, help="slot 0-127 (default: everything)")
-    stop.add_argument("--quantize", choices=("none", "beat", "bar"), help="default bar")
+    stop = sub.add_parser("stop", help="stop a slot, or everything, at the quantize point")
+    stop.add_argument(
+        "index", nargs="?", type=int, help=f"slot number, {_limit_text('index')} (default: all)"
+    )
+    _add_quantize(stop, "when to stop: at once, on the next beat or on the next bar")
     stop.set_defaults(run=_stop)
 
     tempo = sub.add_parser("tempo", help="set the internal clock's tempo")
-    tempo.add_argument("bpm", type=float, help="20-400")
+    tempo.add_argument("bpm", type=float, help=f"beats per minute, {_limit_text('bpm')}")
     tempo.set_defaults(run=_tempo)
 
     transport = sub.add_parser("transport", help="start or stop the internal clock")
-    transport.add_argument("state", choices=("start", "stop"))
+    transport.add_argument("state", choices=TRANSPORT_CHOICES, help="start or stop")
     transport.set_defaults(run=_transport)
 
-    set_ = sub.add_parser("set", help="change a default for later requests")
-    set_.add_argument("key")
+    set_ = sub.add_parser("set", help="change a default used by later requests")
+    set_.add_argument("key", help="an option name: bars, bpm, seed, preset, quantize, ...")
     set_.add_argument("value", type=parse_value, help="read as an int, else a float, else text")
     set_.set_defaults(run=_set)
 
     get = sub.add_parser("get", help="print the value a later request would use")
-    get.add_argument("key")
+    get.add_argument("key", help="an option name, or bpm, transport, version")
     get.set_defaults(run=_get)
 
     ping = sub.add_parser("ping", help="check that the daemon answers, print the round trip")
     ping.set_defaults(run=_ping)
 
     watch = sub.add_parser("watch", help="print every event, one per line, until Ctrl-C")
-    watch.add_argument("--count", type=int, help="stop after this many events")
-    watch.add_argument("--for", dest="duration", type=float, metavar="SECONDS", help="stop after")
+    watch.add_argument(
+        "--count", type=int, metavar="N", help="stop after N events (default: no limit)"
+    )
+    watch.add_argument(
+        "--for",
+        dest="duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop after watching this many seconds (default: no limit)",
+    )
     watch.set_defaults(run=_watch)
     return parser
+
+
+def _limit_text(key: str) -> str:
+    return _range(LIMITS[key])
 
 
 # -- the commands ----------------------------------------------------------------------------------
@@ -359,6 +459,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``musicldm-send`` with ``argv`` (default: the process's arguments); return the exit
     status."""
     args = build_parser().parse_args(argv)
+    try:
+        code = _main(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     run: Callable[[Client, argparse.Namespace], int] = args.run
     try:
         with Client(args.host, args.port, timeout=args.timeout) as client:
@@ -374,3 +484,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush at exit does not
+    fail on the closed pipe again (Python's own advice for SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: stdout is not a real file
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -8,6 +8,11 @@ tests need neither torch nor a model. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
+import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -23,12 +28,18 @@ from pythonosc.osc_packet import OscPacket, ParseError
 
 from clients import cli
 from clients.client import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    FAIL_CODES,
     AsyncClient,
+    AsyncJob,
     Client,
     ClientError,
     DaemonNotAnswering,
     Done,
     Event,
+    Failed,
+    Job,
     JobFailed,
     JobTimeout,
     Progress,
@@ -616,11 +627,168 @@ def test_cli_watch_prints_events_until_count(daemon, capsys):
 
 def test_importing_the_client_loads_no_heavy_modules():
     code = (
-        "import sys, clients.client, clients.cli; "
-        "print(sorted(m for m in ('torch', 'numpy', 'daemon', 'musicldm_core', 'tqdm', "
-        "'asyncio') if m in sys.modules))"
+        "import sys, threading, clients.client, clients.cli; "
+        "print(sorted(m for m in ('torch', 'numpy', 'tqdm', 'asyncio') if m in sys.modules)); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('daemon', 'musicldm_core'))); "
+        "print(threading.active_count())"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     )
-    assert result.stdout.strip() == "[]"
+    heavy, project, threads = result.stdout.splitlines()
+    assert heavy == "[]"
+    # of the daemon's side only the wire contract (pure data) and what it stands on
+    assert project == str(
+        sorted(
+            [
+                "daemon",
+                "daemon.wire",
+                "daemon.wire.addresses",
+                "daemon.wire.contract",
+                "musicldm_core",
+                "musicldm_core.errors",
+                "musicldm_core.spec",
+            ]
+        )
+    )
+    assert threads == "1"  # no thread until a Client is made
+
+
+def test_importing_the_client_does_not_import_torch():
+    code = "import clients.client, sys; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], timeout=30, check=True)
+
+
+# -- one core, two faces ---------------------------------------------------------------------------
+
+
+COMMANDS = (
+    "ping",
+    "status",
+    "get",
+    "set",
+    "cancel",
+    "notify",
+    "slot",
+    "trigger",
+    "play",
+    "stop",
+    "tempo",
+    "transport",
+)
+
+
+def test_each_command_is_defined_once_for_both_faces(client):
+    from clients.aio import AsyncClient as AioClient
+    from clients.commands import Commands, flow_method
+
+    assert AioClient is AsyncClient  # the re-export is the class itself
+    for name in COMMANDS:
+        command = Commands.__dict__[name]
+        assert isinstance(command, flow_method), name
+        assert getattr(Client, name) is command and getattr(AsyncClient, name) is command
+        assert name not in Client.__dict__ and name not in AsyncClient.__dict__
+    for name in ("wait", "wait_all", "cancel"):
+        assert getattr(Job, name) is getattr(AsyncJob, name)
+    # bound to a face, a command keeps its own arguments and docs
+    assert list(inspect.signature(client.tempo).parameters) == ["bpm", "confirm"]
+    # the bound methods keep the command's own signature and docs
+    assert list(inspect.signature(Client.tempo).parameters) == ["self", "bpm", "confirm"]
+    assert "tempo" in (Client.tempo.__doc__ or "")
+
+
+def test_the_client_reads_the_wire_contract():
+    from daemon.wire import contract
+
+    assert FAIL_CODES is contract.FAIL_CODES
+    assert (DEFAULT_HOST, DEFAULT_PORT) == (contract.DEFAULT_HOST, contract.DEFAULT_PORT)
+    for kind in (Queued, Started, Progress, Done, Failed):
+        names = tuple("id" if f.name == "job_id" else f.name for f in dataclasses.fields(kind))
+        assert names == contract.REPLIES[kind.address].arguments, kind.__name__
+    # ids are expected back as the contract normalises them (Pd sends 7.0, the daemon echoes 7)
+    assert parse_reply("/musicldm/done", [7.0, "/x.wav", 1.0, 120.0, 1, 3]).job_id == 7
+
+
+def test_an_id_the_contract_refuses_is_refused_before_sending(client, daemon):
+    with pytest.raises(RequestFailed) as info:
+        client.generate("x", id=2.5)
+    assert info.value.code == "bad_request" and "id" in info.value.message
+    client.ping()
+    assert _requests(daemon, "/musicldm/generate") == []
+
+
+def test_a_float_id_is_matched_as_the_daemon_echoes_it(client):
+    assert client.generate("seven", id=7.0).wait(timeout=10).job_id == 7
+
+
+def test_an_async_wait_that_is_cancelled_leaves_no_route_behind(silent_port):
+    async def scenario() -> int:
+        async with AsyncClient("127.0.0.1", silent_port, timeout=30) as c:
+            task = asyncio.ensure_future(c.tempo(120))
+            await asyncio.sleep(0)  # let it send and start waiting
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return len(c._session.router._routes)
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)) == 0
+
+
+# -- the command line in a pipeline ----------------------------------------------------------------
+
+
+def _send(daemon: FakeDaemon, *args: str) -> list[str]:
+    return [sys.executable, "-m", "clients", "--port", str(daemon.port), "--timeout", "5", *args]
+
+
+@pytest.mark.parametrize(
+    "args", [("status",), ("watch", "--count", "3", "--for", "10")], ids=lambda a: a[0]
+)
+def test_cli_exits_quietly_when_stdout_is_a_closed_pipe(daemon, args):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written, as after `| head`
+    try:
+        cli_run = subprocess.Popen(_send(daemon, *args), stdout=write_end, stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    if args[0] == "watch":
+        assert daemon.notified.wait(10)
+        with Client("127.0.0.1", daemon.port, timeout=5) as other:
+            other.generate("techno", steps=1).wait(timeout=10)
+    _, err = cli_run.communicate(timeout=30)
+    assert cli_run.returncode == cli.EXIT_BROKEN_PIPE
+    assert err.decode() == ""  # no traceback, no "Exception ignored"
+
+
+def test_cli_status_piped_into_head(daemon):
+    command = " ".join(shlex.quote(word) for word in _send(daemon, "status"))
+    result = subprocess.run(
+        f"{command} | head -1; echo rc=${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "queued 0" and len(lines) == 2
+    assert lines[1] in ("rc=0", f"rc={cli.EXIT_BROKEN_PIPE}")  # 0 when head read it all in time
+    assert result.stderr == ""
+
+
+def test_cli_help_texts_show_their_defaults(capsys):
+    for command in ("generate", "slot", "trigger", "stop", "watch", "cancel"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        text = capsys.readouterr().out
+        options = text.split("options:", 1)[1]
+        # every option of the command says what it does and what happens without it
+        entries = re.split(r"\n  (?=-)", options)[2:]  # after "-h, --help"
+        for entry in entries:
+            assert "default" in entry, (command, entry)
+    with pytest.raises(SystemExit):
+        cli.main(["watch", "--help"])
+    assert "stop after watching this many seconds (default: no limit)" in " ".join(
+        capsys.readouterr().out.split()
+    )

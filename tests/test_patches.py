@@ -325,6 +325,7 @@ PD_VANILLA: dict[str, Counts] = {
     "*": _fixed(2, 1),
     "/": _fixed(2, 1),
     "mod": _fixed(2, 1),
+    "wrap": _fixed(1, 1),
     "moses": _fixed(2, 2),
     "spigot": _fixed(2, 1),
     "random": _fixed(2, 1),
@@ -620,10 +621,65 @@ def _wait_for_osc(sock: socket.socket, address: str, seconds: float) -> list[Any
     raise AssertionError(f"no {address} within {seconds} s")
 
 
-@pytest.mark.skipif(
+_NEEDS_PD = pytest.mark.skipif(
     shutil.which("pd") is None,
     reason="Pure Data is not installed (the `pd` binary; Debian: apt-get install puredata-core)",
 )
+
+
+def _pd_first_random(seed: int, top: int = 1_000_000) -> int:
+    """What Pd's [random top] outputs first after ``seed <seed>`` (x_misc.c's generator)."""
+    state = (seed * 472940017 + 832416023) % 2**32
+    return int(top * state / 2**32)
+
+
+def test_pd_seed_source_is_microseconds_since_load():
+    (generate,) = [
+        box.subpatch
+        for box in parse_pd(PD_MAIN.read_text(encoding="utf-8")).boxes
+        if box.subpatch is not None and box.words[-1] == "generate"
+    ]
+    words = [" ".join(box.words) for box in generate.boxes]
+    chain = ["realtime", "/ 1e+06", "wrap", "* 1e+09", "seed \\$1", "random 1000000"]
+    for a, b in itertools.pairwise(chain):
+        assert (words.index(a), 0, words.index(b), 0) in generate.connections, (a, b)
+
+
+@_NEEDS_PD
+def test_pd_first_seed_is_not_the_same_in_every_session(tmp_path):
+    """Before, [random] was seeded with the whole milliseconds since load, 0 for a prompt sent
+    at start-up, so every scripted session began with the seed 193811."""
+    always_before = _pd_first_random(0)
+    seeds = []
+    for session in range(2):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+            listener.bind(("127.0.0.1", 0))
+            patch = tmp_path / f"session{session}.pd"
+            patch.write_text(
+                _patch_for_ports(
+                    PD_MAIN.read_text(encoding="utf-8"),
+                    listener.getsockname()[1],
+                    _free_udp_port(),
+                ),
+                encoding="utf-8",
+            )
+            command = ["pd", "-nogui", "-noaudio", "-nomidi", "-stderr", "-open", str(patch)]
+            pd = subprocess.Popen(
+                [*command, "-send", "musicldm-generate first take"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                args = _wait_for_osc(listener, "/musicldm/generate", 30)
+            finally:
+                pd.kill()
+                pd.wait(timeout=10)
+        seeds.append(args[args.index("seed") + 1])
+    assert always_before == 193811
+    assert all(seed != always_before and 0 <= seed < 1_000_000 for seed in seeds), seeds
+
+
+@_NEEDS_PD
 def test_pd_patch_renders_a_clip_and_loads_it_headless(tiny_engine, tmp_path):
     from daemon.app.daemon import Daemon
     from musicldm_core.wavfile import read_clip_info

@@ -336,7 +336,7 @@
 					"numinlets" : 1,
 					"numoutlets" : 0,
 					"patching_rect" : [ 20.0, 514.0, 900.0, 34.0 ],
-					"text" : "Only one patch can listen on port 9001. Another patch registers a port of its own with /musicldm/notify 1 PORT and then hears every reply and event there; notify 0 PORT ends it.",
+					"text" : "Only one patch can listen on port 9001. Another patch registers a port of its own with /musicldm/notify 1 PORT and then hears every reply and event there, for an hour after the daemon last heard from this computer (any message renews it); notify 0 PORT ends it.",
 					"linecount" : 2
 				}
 			},

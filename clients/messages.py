@@ -1,0 +1,363 @@
+"""What travels between the client and the daemon: the error tree, typed replies, encode/decode.
+
+The typed replies (:class:`Queued`, :class:`Started`, :class:`Progress`, :class:`Done`,
+:class:`Failed`) are dataclasses whose fields are the arguments that the contract's
+:data:`daemon.wire.contract.REPLIES` names, in its order (``id`` is ``job_id``);
+:func:`parse_reply` reads them by those names, and anything else is a generic :class:`Event`.
+Addresses come from the contract too (:func:`request_address`, :func:`reply_address` refuse a
+name it does not have). Part of the client's core (see :mod:`clients.core`); pure functions and
+data, no sockets, no threads.
+
+Errors::
+
+    ClientError             anything the client raises on purpose
+    ├── DaemonNotAnswering  nothing came back in time: is the daemon running? (a TimeoutError)
+    ├── JobTimeout          the daemon took the job but it did not end in time (a TimeoutError)
+    └── RequestFailed       the daemon answered /musicldm/fail (.address .code .message)
+        └── JobFailed       ... about a job: refused, cancelled or failed to render (.job_id)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar
+
+from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
+from pythonosc.osc_packet import OscPacket, ParseError
+
+from daemon.wire.contract import (
+    ADDRESSES,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    FAIL_CODES,
+    PREFIX,
+    REPLIES,
+    JobId,
+)
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "FAIL_CODES",
+    "PREFIX",
+    "ClientError",
+    "DaemonNotAnswering",
+    "Done",
+    "Event",
+    "Failed",
+    "JobFailed",
+    "JobId",
+    "JobTimeout",
+    "Progress",
+    "Queued",
+    "Reply",
+    "RequestFailed",
+    "Started",
+    "decode_packet",
+    "encode_message",
+    "parse_reply",
+    "parse_status",
+]
+
+log = logging.getLogger(__name__)
+
+
+def request_address(name: str) -> str:
+    """The contract's address of request ``name`` (``"tempo"`` → ``"/musicldm/tempo"``)."""
+    address = PREFIX + name
+    if address not in ADDRESSES:
+        raise KeyError(f"{address} is not a request address of the contract")
+    return address
+
+
+def reply_address(name: str) -> str:
+    """The contract's address of reply ``name`` (``"pong"`` → ``"/musicldm/pong"``)."""
+    address = PREFIX + name
+    if address not in REPLIES:
+        raise KeyError(f"{address} is not a reply address of the contract")
+    return address
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+class ClientError(Exception):
+    """Base of every error this client raises on purpose."""
+
+
+class DaemonNotAnswering(ClientError, TimeoutError):
+    """Nothing came back from ``host:port`` within ``timeout`` seconds."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        start = "musicldm-daemon"
+        if host not in (DEFAULT_HOST, "localhost"):
+            start += f" --host {host}"
+        if port != DEFAULT_PORT:
+            start += f" --port {port}"
+        super().__init__(
+            f"no answer from the musicldm daemon at {host}:{port} within {timeout:g} s; "
+            f"is it running? Start it with `{start}`"
+        )
+
+
+class JobTimeout(ClientError, TimeoutError):
+    """The daemon accepted job ``job_id``, but it did not finish within ``timeout`` seconds."""
+
+    def __init__(self, job_id: JobId, timeout: float) -> None:
+        self.job_id = job_id
+        self.timeout = timeout
+        super().__init__(f"job {job_id!r} did not finish within {timeout:g} s")
+
+
+class RequestFailed(ClientError):
+    """The daemon refused or failed the request sent to ``address``.
+
+    ``code`` is one of :data:`FAIL_CODES`; ``message`` is for people.
+    """
+
+    def __init__(self, address: str, code: str, message: str) -> None:
+        self.address = address
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class JobFailed(RequestFailed):
+    """Job ``job_id`` ended in ``/musicldm/fail`` (refused, cancelled, or failed to render)."""
+
+    def __init__(self, job_id: JobId, code: str, message: str) -> None:
+        self.job_id = job_id
+        super().__init__(request_address("generate"), code, message)
+
+
+# -- replies ---------------------------------------------------------------------------------------
+
+
+class _Typed:
+    """A reply of the contract as a dataclass whose fields are its arguments, in order (``id``
+    is ``job_id``): :data:`daemon.wire.contract.REPLIES` names them, :func:`parse_reply` reads
+    them by those names."""
+
+    address: ClassVar[str]
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """The OSC arguments, as on the wire."""
+        return tuple(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Queued(_Typed):
+    """``/musicldm/queued``: the daemon accepted the job; ``position`` 0 renders next."""
+
+    address: ClassVar[str] = reply_address("queued")
+    job_id: JobId
+    position: int
+
+
+@dataclass(frozen=True)
+class Started(_Typed):
+    """``/musicldm/started``: the job's render began."""
+
+    address: ClassVar[str] = reply_address("started")
+    job_id: JobId
+
+
+@dataclass(frozen=True)
+class Progress(_Typed):
+    """``/musicldm/progress``: sampler ``step`` of ``total`` is done."""
+
+    address: ClassVar[str] = reply_address("progress")
+    job_id: JobId
+    step: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Done(_Typed):
+    """``/musicldm/done``: one take is complete on disk at ``path``.
+
+    ``seconds`` is the clip's length, ``bpm`` its tempo, ``bars`` its length in bars (0 for a
+    clip asked for in seconds) and ``seed`` the seed used.
+    """
+
+    address: ClassVar[str] = reply_address("done")
+    job_id: JobId
+    path: str
+    seconds: float
+    bpm: float
+    bars: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Failed(_Typed):
+    """``/musicldm/fail``: a job or request failed.
+
+    ``job_id`` is the job's id, or the request's address (``"/musicldm/set"``) when the failure
+    is not about a job; ``code`` is one of :data:`FAIL_CODES`.
+    """
+
+    address: ClassVar[str] = reply_address("fail")
+    job_id: JobId
+    code: str
+    message: str = ""
+
+    @property
+    def is_request_failure(self) -> bool:
+        """True when the failure names a request's address rather than a job."""
+        return isinstance(self.job_id, str) and self.job_id.startswith("/")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Any other reply or event of :data:`daemon.wire.contract.REPLIES` (``playing``,
+    ``stopped``, ``late``, ``value``, ``status.reply``, ``pong``), or a typed one whose arguments
+    did not fit."""
+
+    address: str
+    args: tuple[Any, ...]
+
+
+Reply = Queued | Started | Progress | Done | Failed | Event
+"""One message from the daemon, typed."""
+
+JobReply = Queued | Started | Progress | Done | Failed
+JOB_REPLIES = (Queued, Started, Progress, Done, Failed)
+
+
+def _job_id(value: Any) -> JobId:
+    if isinstance(value, str):
+        return value
+    return _int(value)
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise TypeError(f"expected an integer, got {value!r}")
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r}")
+    return value
+
+
+ARGUMENT_TYPES: dict[str, Callable[[Any], Any]] = {
+    "id": _job_id,
+    "position": _int,
+    "step": _int,
+    "total": _int,
+    "path": _text,
+    "seconds": _float,
+    "bpm": _float,
+    "bars": _int,
+    "seed": _int,
+    "code": _text,
+    "message": _text,
+}
+"""How to read each argument name of :data:`daemon.wire.contract.REPLIES` that a typed reply
+carries."""
+
+
+@dataclass(frozen=True)
+class _Shape:
+    kind: type[JobReply]
+    readers: tuple[Callable[[Any], Any], ...]
+    required: int
+
+
+def _shape(kind: type[JobReply]) -> _Shape:
+    names = REPLIES[kind.address].arguments
+    required = sum(f.default is MISSING for f in fields(kind))
+    return _Shape(kind, tuple(ARGUMENT_TYPES[name] for name in names), required)
+
+
+_SHAPES: dict[str, _Shape] = {kind.address: _shape(kind) for kind in JOB_REPLIES}
+
+
+def parse_reply(address: str, args: Sequence[Any]) -> Reply:
+    """Type one OSC message from the daemon; anything unexpected becomes an :class:`Event`.
+
+    The typed replies' arguments are read in the order and by the names the contract's
+    :data:`~daemon.wire.contract.REPLIES` gives them; arguments beyond those are ignored.
+    """
+    values = tuple(args)
+    shape = _SHAPES.get(address)
+    if shape is not None and len(values) >= shape.required:
+        try:
+            return shape.kind(*(read(v) for read, v in zip(shape.readers, values, strict=False)))
+        except (TypeError, ValueError) as exc:
+            log.debug("reply %s %r does not fit the contract: %s", address, values, exc)
+    return Event(address, values)
+
+
+def decode_packet(data: bytes) -> list[Reply]:
+    """Every message of one datagram (a message or a bundle), typed; [] if it is not OSC.
+
+    Bundle time tags are ignored: the daemon's replies are meant to be read at once.
+    """
+    try:
+        packet = OscPacket(data)
+    except (ParseError, ValueError, IndexError, TypeError, OverflowError) as exc:
+        log.debug("ignored a datagram that is not OSC (%d bytes): %s", len(data), exc)
+        return []
+    return [parse_reply(timed.message.address, timed.message.params) for timed in packet.messages]
+
+
+def parse_status(args: Sequence[Any]) -> dict[str, Any]:
+    """The ``key value`` pairs of ``/musicldm/status.reply`` as a dict."""
+    return {str(args[i]): args[i + 1] for i in range(0, len(args) - 1, 2)}
+
+
+def encode_message(address: str, args: Iterable[Any]) -> bytes:
+    """One OSC message: ints as ``i`` (``h`` beyond 32 bits), floats as ``f``, text as ``s``,
+    bytes as a blob; ``True``/``False`` as ``1``/``0`` and paths as text."""
+    builder = OscMessageBuilder(address=address)
+    for arg in args:
+        if isinstance(arg, bool):
+            builder.add_arg(int(arg), OscMessageBuilder.ARG_TYPE_INT)
+        elif isinstance(arg, int):
+            small = -(2**31) <= arg < 2**31
+            kind = OscMessageBuilder.ARG_TYPE_INT if small else OscMessageBuilder.ARG_TYPE_INT64
+            builder.add_arg(arg, kind)
+        elif isinstance(arg, float):
+            builder.add_arg(arg, OscMessageBuilder.ARG_TYPE_FLOAT)
+        elif isinstance(arg, str):
+            builder.add_arg(arg, OscMessageBuilder.ARG_TYPE_STRING)
+        elif isinstance(arg, os.PathLike):
+            builder.add_arg(os.fspath(arg), OscMessageBuilder.ARG_TYPE_STRING)
+        elif isinstance(arg, (bytes, bytearray)):
+            builder.add_arg(bytes(arg), OscMessageBuilder.ARG_TYPE_BLOB)
+        else:
+            raise TypeError(f"cannot send {arg!r} ({type(arg).__name__}) as an OSC argument")
+    try:
+        return builder.build().dgram
+    except BuildError as exc:
+        raise ClientError(f"cannot encode {address} {list(args)!r}: {exc}") from exc
+
+
+def option_args(options: Mapping[str, Any]) -> list[Any]:
+    """``key value`` pairs for the wire, in the given order; ``None`` values are left out."""
+    pairs: list[Any] = []
+    for key, value in options.items():
+        if value is not None:
+            pairs += [key, value]
+    return pairs
