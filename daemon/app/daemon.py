@@ -369,7 +369,9 @@ class Daemon:
                     ", ".join(map(str, job.remaining_takes)),
                     len(job.done_takes),
                 )
-            self._open_jobs[_id_key(job.job_id)] = job
+            # Not entered in _open_jobs: ids are checked against this run's jobs only, so the
+            # live code's slotN.M numbering, which starts again each run, never clashes with a
+            # slot take recovered from the last run.
             self.queue.put(job, force=True)
             recovered += 1
         if recovered:
@@ -562,7 +564,9 @@ class Daemon:
                 self._open_jobs = {k: j for k, j in self._open_jobs.items() if not j.finished}
             self._open_jobs[key] = job
         try:
-            position = self.queue.put(job)
+            with self.replies.ordered():  # /queued goes out before the worker's /started
+                position = self.queue.put(job)
+                self.replies.queued(job, position)
         except MusicLDMError as exc:
             job.finish()
             self.journal.end_job(seq, "failed", exc.code, exc.message)
@@ -575,7 +579,6 @@ class Daemon:
             spec.takes,
             priority,
         )
-        self.replies.queued(job, position)
         return job
 
     def worker_dead(self) -> str | None:
@@ -680,6 +683,8 @@ class Daemon:
             "failed": self.worker.failed if self.worker is not None else 0,
             "dropped": osc.dropped if osc is not None else 0,
             "malformed": osc.malformed if osc is not None else 0,
+            "overflowed": osc.overflowed if osc is not None else 0,
+            "replies_dropped": osc.replier.overflowed if osc is not None else 0,
             "uptime": round(time.time() - self.started_at, 1),
             "out": str(self.config.out),
             "worker": "ok" if (dead := self.worker_dead()) is None else f"dead ({dead})",

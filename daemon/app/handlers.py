@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from daemon import __version__
 from daemon.app.defaults import Defaults
 from daemon.app.replies import Replies
+from daemon.live.jobsystem import JobSystem
 from daemon.wire import contract, requests
 from daemon.wire.contract import JobId
 from daemon.wire.requests import (
@@ -40,7 +41,6 @@ from daemon.wire.requests import (
     Trigger,
 )
 from musicldm_core.errors import MusicLDMError, NotFound
-from musicldm_core.spec import ClipSpec
 
 __all__ = ["App", "Handlers"]
 
@@ -49,27 +49,15 @@ log = logging.getLogger("daemon")
 Address = tuple[str, int]
 
 
-class App(Protocol):
-    """What the handlers need from the daemon (implemented by :class:`daemon.app.daemon.Daemon`)."""
+class App(JobSystem, Protocol):
+    """What the handlers need from the daemon (implemented by :class:`daemon.app.daemon.Daemon`):
+    the job system as live playback sees it (submit, cancel, build a spec), plus the rest."""
 
     defaults: Defaults
     replies: Replies
     max_seconds: float
 
     def new_id(self) -> int: ...
-
-    def submit(
-        self,
-        job_id: JobId,
-        spec: ClipSpec,
-        *,
-        priority: str = "normal",
-        origin: tuple[Address, ...] = (),
-        slot: int | None = None,
-        play: bool = False,
-    ) -> Any: ...
-
-    def cancel_jobs(self, matches: Callable[[Any], bool]) -> int: ...
 
     def live_or_refuse(self, what: str) -> Any: ...
 

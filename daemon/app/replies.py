@@ -13,8 +13,9 @@ thread-safe. Before the OSC transport exists (start-up) and after it closed, mes
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from daemon.wire import contract
@@ -44,6 +45,17 @@ class Replies:
         replier = self.replier
         if replier is not None:
             replier.send(message.address, message.args, to=tuple(to))
+
+    @contextlib.contextmanager
+    def ordered(self) -> Iterator[None]:
+        """Hold other threads' replies back while the block runs: for "make a job visible to
+        the worker, then announce it", so ``/queued`` always precedes ``/started``."""
+        replier = self.replier
+        if replier is None:
+            yield
+            return
+        with replier.ordered():
+            yield
 
     # -- failures: the one place ------------------------------------------------------------------
 

@@ -379,8 +379,13 @@ REPLIES: dict[str, Reply] = {
     ),
     PREFIX + "fail": Reply(("id", "code", "message"), "the job or request failed"),
     PREFIX + "playing": Reply(("index", "path"), "a clip became audible"),
-    PREFIX + "stopped": Reply(("index",), "a slot fell silent"),
-    PREFIX + "late": Reply(("id",), "a clip was ready too late and launched at the next point"),
+    PREFIX + "stopped": Reply(
+        ("index",), "a slot or play voice fell silent, or a stop cancelled a waiting launch"
+    ),
+    PREFIX + "late": Reply(
+        ("id",),
+        "a clip was ready too late and launched at the next point, or a trigger found no take yet",
+    ),
     PREFIX + "value": Reply(("key", "value"), "answer to /musicldm/get, set, tempo and notify"),
     PREFIX + "status.reply": Reply(("key", "value"), "answer to /musicldm/status", repeats=True),
     PREFIX + "pong": Reply(("arg",), "answer to /musicldm/ping", repeats=True),

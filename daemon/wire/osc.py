@@ -146,21 +146,19 @@ class _RateLimitedLog:
             return suppressed
 
     def warning(self, message: str, *args: Any) -> None:
-        suppressed = self._due()
-        if suppressed is None:
-            return
-        if suppressed:
-            message += f" ({suppressed} more like it not logged)"
-        log.warning(message, *args)
+        self._log(log.warning, message, args)
 
     def exception(self, message: str, *args: Any) -> None:
         """Like :meth:`warning`, at error level with the traceback being handled."""
+        self._log(log.exception, message, args)
+
+    def _log(self, emit: Callable[..., None], message: str, args: tuple[Any, ...]) -> None:
         suppressed = self._due()
         if suppressed is None:
             return
         if suppressed:
             message += f" ({suppressed} more like it not logged)"
-        log.exception(message, *args)
+        emit(message, *args)
 
 
 class Replier:
