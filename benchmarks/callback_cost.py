@@ -13,7 +13,6 @@ Prints a table and writes ``benchmarks/results/callback_cost.json``. Runs in a f
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import write_results
 from daemon.live.player import Mixer
 
 RATE = 48000
@@ -35,7 +35,6 @@ BLOCKS = (512, 128)
 BUFFERS = 1500
 WARMUP = 50
 REPLACE_EVERY = 100
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def measure(voices: int, frames: int, rng: np.random.Generator) -> dict[str, float | int]:
@@ -86,7 +85,6 @@ def main() -> None:
             f"(p99 {row['p99_pct']:.1f} %, max {row['max_pct']:.1f} %; "
             f"mean {row['mean_us']:.0f} µs, p99 {row['p99_us']:.0f} µs, max {row['max_us']:.0f} µs)"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
         "benchmark": "callback_cost",
         "sample_rate": RATE,
@@ -101,9 +99,7 @@ def main() -> None:
         "wall_seconds": time.perf_counter() - started,
         "results": rows,
     }
-    path = RESULTS / "callback_cost.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results("callback_cost", report)
 
 
 if __name__ == "__main__":

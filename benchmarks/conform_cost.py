@@ -22,7 +22,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import write_results
 from musicldm_core.conform import conform, input_samples, stretch
 from musicldm_core.grid import analyse, warm_up
 from musicldm_core.render import plan_clip
@@ -42,7 +42,6 @@ RATE = 44100
 TARGET_BPM = 120.0
 PLAYED_BPM = 108.0
 TARGET_MS = {1: 50.0, 4: 150.0}
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -97,7 +96,6 @@ def main() -> None:
             f"{row['analysis_ms']:>11.1f}  {row['stretch_ms']:>10.1f}  {row['conform_ms']:>10.1f}"
             f"  {row['target_ms']:>9.0f}"
         )
-    RESULTS.mkdir(exist_ok=True)
     out = {
         "benchmark": "conform_cost",
         "machine": {
@@ -113,9 +111,7 @@ def main() -> None:
         "warm_up_again_ms": round(warm_again_s * 1e3, 1),
         "rows": rows,
     }
-    path = RESULTS / "conform_cost.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {path}")
+    write_results("conform_cost", out)
 
 
 if __name__ == "__main__":

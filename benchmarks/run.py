@@ -28,12 +28,12 @@ from typing import Any
 
 import torch
 
+from benchmarks.common import RESULTS
 from musicldm_core.engine import Engine, RenderItem
 from musicldm_core.loading import quiet_libraries
 from musicldm_core.render import plan_clip, render_batch, resolve_seed, save_clip
 from musicldm_core.spec import PRESETS, ClipSpec
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PROMPT = "dark techno, 909 drums"
 
 

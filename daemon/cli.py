@@ -17,11 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from daemon import __version__
 from daemon.config import (
+    LOG_LEVELS,
     DaemonConfig,
     default_out_dir,
     default_state_dir,
@@ -57,6 +59,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
     parser.add_argument("--dtype", help="fp16, bf16 or fp32 (default: fp16 on CUDA, else fp32)")
+
+
+def add_folder_options(parser: argparse.ArgumentParser, *, state_help: str) -> None:
+    """``--out`` and ``--state``."""
+    parser.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
+    parser.add_argument("--state", type=Path, help=state_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,11 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_SECONDS,
         help="longest clip allowed, in seconds (default %(default)g)",
     )
-    render.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
-    render.add_argument(
-        "--state",
-        type=Path,
-        help="library folder the clips are recorded in, as the daemon's --state "
+    add_folder_options(
+        render,
+        state_help="library folder the clips are recorded in, as the daemon's --state "
         "(default: user data folder)",
     )
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -144,34 +150,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SPEC_ARGS = {
+    "prompt": "prompt",
+    "bars": "bars",
+    "beats_per_bar": "beats",
+    "bpm": "bpm",
+    "seconds": "seconds",
+    "seed": "seed",
+    "takes": "takes",
+    "sample_rate": "rate",
+    "sample_format": "format",
+    "loudness_lufs": "loudness",
+    "name": "name",
+}
+"""``render``'s :class:`ClipSpec` fields and the arguments they come from."""
+
+_PRESET_ARGS = {
+    "steps": "steps",
+    "guidance": "guidance",
+    "negative_prompt": "negative",
+    "scheduler": "scheduler",
+}
+"""The fields ``render``'s arguments set over the preset's, when given."""
+
+
+def _from_args(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
+    """``{field: args.<argument>}`` for each ``field: argument`` of ``names``."""
+    return {name: getattr(args, arg) for name, arg in names.items()}
+
+
 def _render(args: argparse.Namespace) -> int:
     from musicldm_core.render import plan_clip, render_batch, resolve_seed, save_clip
     from musicldm_core.wavfile import ensure_writable
 
-    preset = PRESETS[args.preset]
-    spec = ClipSpec(
-        prompt=args.prompt,
-        bars=args.bars,
-        beats_per_bar=args.beats,
-        bpm=args.bpm,
-        seconds=args.seconds,
-        seed=args.seed,
-        takes=args.takes,
-        loop=not args.no_loop,
-        sample_rate=args.rate,
-        sample_format=args.format,
-        loudness_lufs=args.loudness,
-        name=args.name,
-    ).with_preset(preset)
-    overrides: dict[str, Any] = {
-        "steps": args.steps,
-        "guidance": args.guidance,
-        "negative_prompt": args.negative,
-        "scheduler": args.scheduler,
-    }
-    from dataclasses import replace
-
-    spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+    spec = ClipSpec(**_from_args(args, _SPEC_ARGS), loop=not args.no_loop)
+    spec = spec.with_preset(PRESETS[args.preset])
+    overrides = {k: v for k, v in _from_args(args, _PRESET_ARGS).items() if v is not None}
+    spec = replace(spec, **overrides)
     spec = resolve_seed(spec.validated(max_seconds=args.max_seconds))
     # absolute, so the printed paths and the library's work from any folder
     out_dir = Path(os.path.abspath((args.out or default_out_dir()).expanduser()))
@@ -234,23 +249,8 @@ def _open_library(state: Path | None) -> Any:
 def _record_render(library: Any, clip: Any) -> None:
     from daemon.jobs.journal import ClipRecord
 
-    spec = clip.spec
-    record = ClipRecord(
-        job_id=RENDER_JOB_ID,
-        path=str(clip.path),
-        prompt=spec.prompt,
-        seconds=clip.seconds,
-        bpm=spec.bpm,
-        bars=None if spec.seconds is not None else spec.bars,
-        beats_per_bar=spec.beats_per_bar,
-        seed=clip.seed,
-        take=clip.take,
-        score=clip.score,
-        settings=clip.settings(),
-        render_seconds=sum(clip.timings.values()),
-    )
     try:
-        library.add_clip(record)
+        library.add_clip(ClipRecord.of(clip, RENDER_JOB_ID, sum(clip.timings.values())))
     except MusicLDMError as exc:
         print(f"warning: {clip.path} is not in the library: {exc}", file=sys.stderr)
 
@@ -261,6 +261,11 @@ def _progress_bar(quiet: bool, spec: ClipSpec) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=spec.steps, desc="rendering", unit="step", file=sys.stderr, leave=False)
+
+
+def _add_switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    """An on-switch that is None when not given, so the config file decides."""
+    parser.add_argument(flag, action="store_true", default=None, help=help_text)
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -283,78 +288,81 @@ def serve_parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="accept packets from this network (repeatable; needed to bind a non-loopback host)",
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
-    parser.add_argument("--state", type=Path, help="journal and library folder")
-    parser.add_argument("--tempo", type=float, help="initial tempo in BPM (default 120)")
-    parser.add_argument(
-        "--day-folders",
-        action="store_true",
-        default=None,
-        help="one subfolder per day in the output folder",
+    add_folder_options(
+        parser,
+        state_help="journal, library and lock folder (default: the user data folder, "
+        f"{default_state_dir()})",
     )
+    parser.add_argument("--tempo", type=float, help="initial tempo in BPM (default 120)")
+    _add_switch(parser, "--day-folders", "one subfolder per day in the output folder")
     parser.add_argument("--max-batch", type=int, help="takes rendered together (default: auto)")
     parser.add_argument("--no-audio", action="store_true", help="run without playback")
     parser.add_argument(
         "--audio-file",
         type=Path,
         metavar="PATH",
-        help="no sound card: write what would be heard to this WAV, in real time",
+        help="no sound card: write what would be heard to this WAV, in real time "
+        "(32-bit float stereo, about 21 MB a minute at 44.1 kHz)",
     )
     parser.add_argument("--audio-device", help="output device (name substring or index)")
-    parser.add_argument("--audio-rate", type=int, help="output sample rate (default: device's)")
+    parser.add_argument(
+        "--audio-rate",
+        type=int,
+        help="output sample rate (default: the device's; with --audio-file, the clips' rate)",
+    )
     parser.add_argument("--buffer", type=int, help="audio buffer in frames (default 512)")
     parser.add_argument("--midi-port", help="MIDI input port (name substring)")
-    parser.add_argument(
+    _add_switch(
+        parser,
         "--midi-virtual",
-        action="store_true",
-        default=None,
-        help="open a virtual MIDI input named musicldm (where the system allows)",
+        "open a virtual MIDI input named musicldm (where the system allows)",
     )
-    parser.add_argument(
-        "--link",
-        action="store_true",
-        default=None,
-        help="follow an Ableton Link session's tempo (needs the [link] extra)",
-    )
-    parser.add_argument(
+    _add_switch(parser, "--link", "follow an Ableton Link session's tempo (needs the [link] extra)")
+    _add_switch(
+        parser,
         "--compile",
-        action="store_true",
-        default=None,
-        help="torch.compile the UNet at start (slow start, faster renders; CUDA graphs on a GPU)",
+        "torch.compile the UNet at start (slow start, faster renders; CUDA graphs on a GPU)",
     )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up render")
-    parser.add_argument("--log-level", help="debug, info, warning or error")
+    parser.add_argument(
+        "--log-level", help=f"{', '.join(LOG_LEVELS)} (default info)", metavar="LEVEL"
+    )
     return parser
 
 
+_CONFIG_ARGS = {
+    "model": "model",
+    "device": "device",
+    "dtype": "dtype",
+    "host": "host",
+    "port": "port",
+    "out": "out",
+    "state": "state",
+    "tempo": "tempo",
+    "day_folders": "day_folders",
+    "max_batch": "max_batch",
+    "log_level": "log_level",
+    "reply_to": "reply_to",
+    "allow": "allow",
+    "audio_file": "audio_file",
+    "audio_device": "audio_device",
+    "audio_rate": "audio_rate",
+    "audio_buffer": "buffer",
+    "midi_port": "midi_port",
+    "midi_virtual": "midi_virtual",
+    "link": "link",
+    "compile": "compile",
+}
+"""The :class:`DaemonConfig` fields ``serve``'s arguments set, and those arguments (None when
+not given: :func:`load_config` then keeps the file's or the default)."""
+
+
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:
-    overrides: dict[str, Any] = {
-        "model": args.model,
-        "device": args.device,
-        "dtype": args.dtype,
-        "host": args.host,
-        "port": args.port,
-        "out": args.out,
-        "state": args.state,
-        "tempo": args.tempo,
-        "day_folders": args.day_folders,
-        "max_batch": args.max_batch,
-        "log_level": args.log_level,
-    }
+    overrides = _from_args(args, _CONFIG_ARGS)
     if args.reply_to:
         overrides["reply_to"] = tuple(parse_host_port(t) for t in args.reply_to)
     if args.allow:
         overrides["allow"] = tuple(args.allow)
-    overrides.update(
-        audio_file=args.audio_file,
-        audio_device=args.audio_device,
-        audio_rate=args.audio_rate,
-        audio_buffer=args.buffer,
-        midi_port=args.midi_port,
-        midi_virtual=args.midi_virtual,
-        link=args.link,
-        compile=args.compile,
-    )
     if args.no_audio:
         overrides["audio"] = False
     if args.no_warmup:

@@ -193,38 +193,23 @@ def load_components(
                 hint = " (only .safetensors weights are loaded; convert .bin files first)"
             raise ModelError(f"could not load {name} from {folder / name}: {exc}{hint}") from exc
 
-    def load_weights(name: str, fn: Any) -> Any:
+    def load_weights(name: str, model_class: Any, dtype_arg: str) -> Any:
         # The libraries' own loading reports are silenced (quiet_libraries), so their
         # "newly initialized" warning never shows: check the loading info ourselves.
-        model, info = load(name, fn)
+        model, info = load(
+            name,
+            lambda p: model_class.from_pretrained(
+                p, **{dtype_arg: torch_dtype}, use_safetensors=True, output_loading_info=True
+            ),
+        )
         check_loading_info(name, folder / name, model, info)
         return model
 
     # transformers takes `dtype`, diffusers still `torch_dtype`.
-    text_encoder = load_weights(
-        "text_encoder",
-        lambda p: ClapModel.from_pretrained(
-            p, dtype=torch_dtype, use_safetensors=True, output_loading_info=True
-        ),
-    )
-    vocoder = load_weights(
-        "vocoder",
-        lambda p: SpeechT5HifiGan.from_pretrained(
-            p, dtype=torch_dtype, use_safetensors=True, output_loading_info=True
-        ),
-    )
-    unet = load_weights(
-        "unet",
-        lambda p: UNet2DConditionModel.from_pretrained(
-            p, torch_dtype=torch_dtype, use_safetensors=True, output_loading_info=True
-        ),
-    )
-    vae = load_weights(
-        "vae",
-        lambda p: AutoencoderKL.from_pretrained(
-            p, torch_dtype=torch_dtype, use_safetensors=True, output_loading_info=True
-        ),
-    )
+    text_encoder = load_weights("text_encoder", ClapModel, "dtype")
+    vocoder = load_weights("vocoder", SpeechT5HifiGan, "dtype")
+    unet = load_weights("unet", UNet2DConditionModel, "torch_dtype")
+    vae = load_weights("vae", AutoencoderKL, "torch_dtype")
     tokenizer = load("tokenizer", AutoTokenizer.from_pretrained)
     feature_extractor = load("feature_extractor", ClapFeatureExtractor.from_pretrained)
     scheduler_config = load("scheduler", _read_scheduler_config)

@@ -43,6 +43,7 @@ __all__ = [
     "clip_stem",
     "encode_wav",
     "ensure_writable",
+    "make_folder",
     "read_clip_info",
     "safe_stem",
     "write_wav_atomic",
@@ -431,13 +432,13 @@ def _os_message(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def _make_folder(folder: Path) -> None:
+def make_folder(folder: Path, what: str = "output folder") -> None:
+    """Create ``folder`` with its parents if needed; :class:`OutputError` naming it as ``what``
+    and giving the system's reason when that fails."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(
-            f"cannot create the output folder {folder}: {_os_message(error)}"
-        ) from error
+        raise OutputError(f"cannot create the {what} {folder}: {_os_message(error)}") from error
 
 
 def _open_temporary(folder: Path, stem: str) -> tuple[Path, int]:
@@ -501,7 +502,7 @@ def write_wav_atomic(folder: Path, stem: str, data: bytes) -> Path:
     if not stem or stem.startswith(".") or any(c in stem for c in "/\\\0"):
         raise ValueError(f"stem must be a plain file name without a leading dot, got {stem!r}")
     folder = Path(folder)
-    _make_folder(folder)
+    make_folder(folder)
     temporary: Path | None = None
     try:
         temporary, fd = _open_temporary(folder, stem)
@@ -534,7 +535,7 @@ def ensure_writable(folder: Path) -> None:
     Raises :class:`OutputError` naming the folder and the system's reason.
     """
     folder = Path(folder)
-    _make_folder(folder)
+    make_folder(folder)
     try:
         probe, fd = _open_temporary(folder, "write-check")
         os.close(fd)

@@ -1,4 +1,5 @@
-"""Shared fixtures: one tiny model, built once per test session through the real loader."""
+"""Shared fixtures: one tiny model, built once per test session through the real loader, and a
+real daemon running it."""
 
 from __future__ import annotations
 
@@ -38,3 +39,13 @@ def tiny_engine(model_cache: Path) -> Iterator[object]:
 
     quiet_libraries()
     yield Engine.load("tiny", device="cpu", cache_dir=model_cache)
+
+
+@pytest.fixture
+def daemon(tiny_engine: object, tmp_path: Path) -> Iterator[object]:
+    """The real daemon with the tiny model (``tests.support.daemon_config``: a free port,
+    replying only to senders, no audio), stopped at the end of the test."""
+    from tests.support import running_daemon
+
+    with running_daemon(tiny_engine, tmp_path) as running:
+        yield running

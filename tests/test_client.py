@@ -50,6 +50,7 @@ from clients.client import (
     encode_message,
     parse_reply,
 )
+from tests.support import receive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,10 +106,10 @@ class FakeDaemon:
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            try:
-                data, sender = self.sock.recvfrom(65536)
-            except TimeoutError:
+            received = receive(self.sock)
+            if received is None:
                 continue
+            data, sender = received
             try:
                 packet = OscPacket(data)
             except ParseError:

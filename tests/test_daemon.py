@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,25 +12,13 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
 from clients.client import Client, JobFailed
 from daemon.app.daemon import Daemon
 from musicldm_core.wavfile import read_clip_info
-from tests.support import daemon_config
+from tests.support import RawOsc, daemon_config
 
 FAST = {"steps": 3}
-
-
-@pytest.fixture
-def daemon(tiny_engine, tmp_path) -> Iterator[Daemon]:
-    config = daemon_config(tmp_path)
-    d = Daemon(config, engine=tiny_engine)
-    d.start()
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture
@@ -41,58 +28,10 @@ def client(daemon) -> Iterator[Client]:
         yield c
 
 
-class RawOsc:
-    """A bare UDP socket speaking OSC, to send what no client library would."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.address = address
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.backlog: list[tuple[str, list]] = []
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendto(data, self.address)
-
-    def send(self, address: str, *args) -> None:
-        builder = OscMessageBuilder(address=address)
-        for arg in args:
-            builder.add_arg(arg)
-        self.send_raw(builder.build().dgram)
-
-    def replies(self, seconds: float) -> list[tuple[str, list]]:
-        """Everything received so far and within ``seconds`` more (the backlog first)."""
-        out, self.backlog = self.backlog, []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except TimeoutError:
-                continue
-            for timed in OscPacket(data).messages:
-                out.append((timed.message.address, list(timed.message.params)))
-        return out
-
-    def wait_for(self, address: str, seconds: float = 30.0) -> list:
-        """The first reply at ``address``; replies after it stay in the backlog."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            got = self.replies(0.2)
-            for i, (addr, args) in enumerate(got):
-                if addr == address:
-                    self.backlog = got[i + 1 :] + self.backlog
-                    return args
-        raise AssertionError(f"no {address} within {seconds} s")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
 def raw(daemon) -> Iterator[RawOsc]:
-    r = RawOsc(daemon.address)
-    yield r
-    r.close()
+    with RawOsc(daemon.address) as r:
+        yield r
 
 
 def _expected_samples(bars: int, beats: int, bpm: float, rate: int = 44100) -> int:

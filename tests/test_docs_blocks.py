@@ -372,11 +372,10 @@ class PageRun:
         for where, shown in self.deferred:
             self._expect(shown, [], where)
 
-    def _python(self, block: Block) -> None:
-        script = self.work / f"block_{block.line}.py"
-        script.write_text(self.python_code("\n".join(block.body) + "\n", block.where))
-        done = subprocess.run(
-            [sys.executable, script.name],
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` to its end in the work folder, its output captured as text."""
+        return subprocess.run(
+            argv,
             check=False,
             cwd=self.work,
             env=self.env,
@@ -384,6 +383,11 @@ class PageRun:
             text=True,
             timeout=WAIT_S,
         )
+
+    def _python(self, block: Block) -> None:
+        script = self.work / f"block_{block.line}.py"
+        script.write_text(self.python_code("\n".join(block.body) + "\n", block.where))
+        done = self._run([sys.executable, script.name])
         assert done.returncode == 0, self._failure(block.where, "python", done)
         self._expect(block.shown_after, done.stdout.splitlines(), block.where)
 
@@ -422,15 +426,7 @@ class PageRun:
     def _run_script(self, lines: list[str], where: str) -> list[str]:
         if not lines:
             return []
-        done = subprocess.run(
-            ["bash", "-e", "-c", "\n".join(lines)],
-            check=False,
-            cwd=self.work,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=WAIT_S,
-        )
+        done = self._run(["bash", "-e", "-c", "\n".join(lines)])
         assert done.returncode == 0, self._failure(where, "\n".join(lines), done)
         assert "Traceback" not in done.stderr, self._failure(where, "\n".join(lines), done)
         return done.stdout.splitlines() + done.stderr.splitlines()

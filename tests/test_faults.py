@@ -26,8 +26,7 @@ from daemon.app.daemon import Daemon, spec_to_dict
 from daemon.jobs.journal import Journal
 from musicldm_core.render import render_batch, save_clip
 from musicldm_core.spec import PRESETS, ClipSpec
-from tests.support import daemon_config
-from tests.test_daemon import RawOsc
+from tests.support import RawOsc, daemon_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = "database or disk is full"

@@ -21,8 +21,7 @@ from daemon.live.session import Session
 from daemon.live.slots import PLAY_SLOTS, SETTLE_SECONDS, SLOTS, Live, MidiBridge
 from musicldm_core.dsp import step_percentile
 from musicldm_core.spec import ClipSpec
-from tests.support import daemon_config
-from tests.test_daemon import RawOsc
+from tests.support import RawOsc, daemon_config, running_daemon
 
 BPM = 240.0  # one 4/4 bar = 1 s = 44100 samples: short tests
 BAR = 44100
@@ -32,15 +31,15 @@ ORIGIN = (("127.0.0.1", 1),)
 
 @pytest.fixture
 def live_daemon(tiny_engine, tmp_path) -> Iterator[Daemon]:
-    config = daemon_config(
-        tmp_path, audio=True, audio_file=tmp_path / "heard.wav", audio_rate=44100, tempo=BPM
-    )
-    d = Daemon(config, engine=tiny_engine)
-    d.start()
-    try:
+    with running_daemon(
+        tiny_engine,
+        tmp_path,
+        audio=True,
+        audio_file=tmp_path / "heard.wav",
+        audio_rate=44100,
+        tempo=BPM,
+    ) as d:
         yield d
-    finally:
-        d.stop()
 
 
 def _heard(daemon: Daemon) -> np.ndarray:
@@ -96,20 +95,46 @@ def test_trigger_lands_on_the_grid_and_loops_seamlessly(live_daemon, quantize, g
     assert tail % BAR == 0 and tail > onset + 2 * n
 
 
-def test_retrigger_never_goes_silent_and_replacement_crossfades(live_daemon):
+class BusyGate:
+    """The tiny engine, held inside any render of the prompt "busy" until ``release`` is set:
+    the worker stays busy exactly as long as a test needs, however fast the machine."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def generate(self, items: Any, **kwargs: Any) -> Any:
+        if any(item.prompt == "busy" for item in items) and not self.release.wait(60):
+            raise TimeoutError("the test never released the busy render")
+        return self._engine.generate(items, **kwargs)
+
+
+def test_retrigger_never_goes_silent_and_replacement_crossfades(tiny_engine, tmp_path):
+    gate = BusyGate(tiny_engine)
+    with running_daemon(
+        gate, tmp_path, audio=True, audio_file=tmp_path / "heard.wav", audio_rate=44100, tempo=BPM
+    ) as live_daemon:
+        _retrigger(live_daemon, gate)
+
+
+def _retrigger(live_daemon: Daemon, gate: BusyGate) -> None:
     osc = RawOsc(live_daemon.address)
     try:
         osc.send("/musicldm/slot", 1, "drums", "bars", 1, "steps", 3, "seed", 1, "ahead", 1)
         first = osc.wait_for("/musicldm/done", 60)
         # keep the worker busy with live work, so the slot's replacement (normal priority)
         # cannot be ready by the next bar line
-        osc.send("/musicldm/generate", "busy", "bars", 4, "steps", 120, "priority", "live")
+        osc.send("/musicldm/generate", "busy", "bars", 1, "steps", 3, "priority", "live")
         osc.wait_for("/musicldm/started", 10)
         osc.send("/musicldm/trigger", 1)
         assert osc.wait_for("/musicldm/playing", 10)[1] == first[1]
-        # at once again: the replacement is still rendering, so the last take plays again
+        # at once again: the replacement is still waiting, so the last take plays again
         osc.send("/musicldm/trigger", 1)
-        events: list = []
+        events: list = [("/musicldm/playing", osc.wait_for("/musicldm/playing", 10))]
+        gate.release.set()  # now the replacement renders, too late for that bar line
         deadline = time.monotonic() + 60
         while not any(a == "/musicldm/late" for a, _ in events):
             assert time.monotonic() < deadline, f"no /musicldm/late; heard {events}"

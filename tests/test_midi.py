@@ -450,22 +450,31 @@ class ListInput(mido.ports.BaseInput):
         return self.pending.popleft() if self.pending else None
 
 
+StartInput = Callable[[MidiControl, Any], MidiInput]
+
+
 @pytest.fixture
-def running() -> Iterator[list[MidiInput]]:
-    """MidiInputs to stop at the end of the test, even when it fails."""
+def start_input() -> Iterator[StartInput]:
+    """Starts a MidiInput reading ``port`` into ``control``; every one started is stopped at the
+    end of the test, even when it fails."""
     inputs: list[MidiInput] = []
-    yield inputs
+
+    def start(control: MidiControl, port: Any) -> MidiInput:
+        midi_input = MidiInput(control, port)
+        inputs.append(midi_input)
+        midi_input.start()
+        return midi_input
+
+    yield start
     for midi_input in reversed(inputs):
         midi_input.stop()
 
 
 def test_input_with_callback_port_delivers_through_the_queue(
-    actions: RecordingActions, running: list[MidiInput]
+    actions: RecordingActions, start_input: StartInput
 ) -> None:
     port = CallbackPort()
-    midi_input = MidiInput(MidiControl(actions), port)
-    running.append(midi_input)
-    midi_input.start()
+    midi_input = start_input(MidiControl(actions), port)
     assert port.callback == midi_input.enqueue
     port.send_from_backend([note_on(36), mido.Message("note_off", note=36), mido.Message("start")])
     assert actions.wait_for(lambda calls: ("transport", "start") in calls)
@@ -475,7 +484,7 @@ def test_input_with_callback_port_delivers_through_the_queue(
     assert port.closed and port.callback is None
 
 
-def test_a_slow_action_never_blocks_the_backend_thread(running: list[MidiInput]) -> None:
+def test_a_slow_action_never_blocks_the_backend_thread(start_input: StartInput) -> None:
     release_action = threading.Event()
 
     class Slow(RecordingActions):
@@ -485,9 +494,7 @@ def test_a_slow_action_never_blocks_the_backend_thread(running: list[MidiInput])
 
     slow = Slow()
     port = CallbackPort()
-    midi_input = MidiInput(MidiControl(slow), port)
-    running.append(midi_input)
-    midi_input.start()
+    midi_input = start_input(MidiControl(slow), port)
     # The worker is stuck in trigger(0), yet the backend hands over 50 more messages at once.
     port.send_from_backend([note_on(36 + i % 16) for i in range(51)])
     assert slow.calls == []
@@ -497,12 +504,10 @@ def test_a_slow_action_never_blocks_the_backend_thread(running: list[MidiInput])
 
 
 def test_input_polls_a_port_without_callback(
-    actions: RecordingActions, running: list[MidiInput]
+    actions: RecordingActions, start_input: StartInput
 ) -> None:
     port = ListInput([note_on(37, 127)])
-    midi_input = MidiInput(MidiControl(actions, cc_map={7: CCMapping("gain", 0, 2)}), port)
-    running.append(midi_input)
-    midi_input.start()
+    midi_input = start_input(MidiControl(actions, cc_map={7: CCMapping("gain", 0, 2)}), port)
     assert actions.wait_for(lambda calls: ("trigger", 1, 1.0) in calls)
     port.feed(mido.Message("control_change", control=7, value=127))
     assert actions.wait_for(lambda calls: ("set_default", "gain", 2.0) in calls)
@@ -511,12 +516,10 @@ def test_input_polls_a_port_without_callback(
 
 
 def test_clock_through_the_input_reaches_set_tempo(
-    actions: RecordingActions, running: list[MidiInput]
+    actions: RecordingActions, start_input: StartInput
 ) -> None:
     port = CallbackPort()
-    midi_input = MidiInput(MidiControl(actions), port)
-    running.append(midi_input)
-    midi_input.start()
+    midi_input = start_input(MidiControl(actions), port)
     port.send_from_backend([mido.Message("clock")] * TICKS_PER_BEAT)
     # Timestamps are taken on arrival; delivered in a burst, so only their arrival matters here.
     assert actions.wait_for(lambda calls: ("tempo_source_external", True) in calls)

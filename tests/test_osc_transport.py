@@ -110,6 +110,28 @@ def fail_everything(server: OscServer, address: str, args: list[Any], sender: Ad
     )
 
 
+def pong_everything(server: OscServer, address: str, args: list[Any], sender: Address) -> None:
+    """A stub for the daemon: every request is answered with a pong of its arguments."""
+    server.replier.send("/musicldm/pong", args, to=[sender])
+
+
+class Busy:
+    """A handler that is stuck on ``/busy`` until ``release`` is set (a packet that is slow to
+    handle: a loaded CPU) and hands every other request to ``then``."""
+
+    def __init__(self, then: Callable[[OscServer, str, list[Any], Address], None]) -> None:
+        self.then = then
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, server: OscServer, address: str, args: list[Any], sender: Address) -> None:
+        if address == "/busy":
+            self.entered.set()
+            self.release.wait(10)
+            return
+        self.then(server, address, args, sender)
+
+
 class GatedSocket(socket.socket):
     """A UDP socket whose first ``sendto`` waits for ``gate``: a sender preempted mid-way."""
 
@@ -311,20 +333,6 @@ def test_any_datagram_from_the_host_keeps_its_registrations():
         replier.close()
 
 
-@pytest.fixture
-def daemon(tiny_engine, tmp_path) -> Iterator[Any]:
-    """The real daemon with the tiny model, replying only to senders."""
-    from daemon.app.daemon import Daemon
-    from tests.support import daemon_config
-
-    running = Daemon(daemon_config(tmp_path), engine=tiny_engine)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 def test_one_request_reaches_a_bounded_number_of_listeners(daemon):
     """The issue's attack: 300 ports registered from one host, then one ping."""
     attacker = Listener()
@@ -365,32 +373,24 @@ def _garbage(rng: random.Random, count: int) -> list[bytes]:
 def test_a_burst_of_garbage_does_not_cost_the_requests_behind_it(listeners):
     """500 garbage datagrams then 10 bad requests, at once, while the handler is busy (a
     loaded CPU): every request is answered, and every garbage datagram is counted."""
-    busy, entered = threading.Event(), threading.Event()
-
-    def handler(server: OscServer, address: str, args: list[Any], sender: Address) -> None:
-        if address == "/busy":
-            entered.set()
-            busy.wait(10)
-            return
-        fail_everything(server, address, args, sender)
-
-    server = serve(handler)
+    busy = Busy(fail_everything)
+    server = serve(busy)
     client = listeners()
     try:
         client.send((server.host, server.port), "/busy")
-        assert entered.wait(5)
+        assert busy.entered.wait(5)
         for data in _garbage(random.Random(10), 500):
             client.sock.sendto(data, (server.host, server.port))
         for n in range(10):
             client.send((server.host, server.port), "/musicldm/generate", "id", n)
-        busy.set()
+        busy.release.set()
         fails = client.collect(10, timeout=5)
         assert len(fails) == 10
         assert all(address == "/musicldm/fail" for address, _ in fails)
         assert server.malformed == 500  # handled in order: all garbage before the requests
         assert server.overflowed == 0
     finally:
-        busy.set()
+        busy.release.set()
         server.close()
 
 
@@ -422,20 +422,12 @@ def test_the_receive_buffer_is_enlarged():
 
 
 def test_a_full_inbox_drops_and_counts_and_never_blocks_the_reader(listeners):
-    busy, entered = threading.Event(), threading.Event()
-
-    def handler(server: OscServer, address: str, args: list[Any], sender: Address) -> None:
-        if address == "/busy":
-            entered.set()
-            busy.wait(10)
-            return
-        server.replier.send("/musicldm/pong", args, to=[sender])
-
-    server = serve(handler, inbox_datagrams=4)
+    busy = Busy(pong_everything)
+    server = serve(busy, inbox_datagrams=4)
     client = listeners()
     try:
         client.send((server.host, server.port), "/busy")
-        assert entered.wait(5)
+        assert busy.entered.wait(5)
         for n in range(10):
             client.send((server.host, server.port), "/musicldm/ping", n)
         deadline = time.monotonic() + 5
@@ -443,11 +435,11 @@ def test_a_full_inbox_drops_and_counts_and_never_blocks_the_reader(listeners):
             time.sleep(0.01)  # the reader's counter is the event; it is read, not guessed
         assert server.received == 11
         assert server.overflowed == 6
-        busy.set()
+        busy.release.set()
         assert [args for _, args in client.collect(4)] == [[0], [1], [2], [3]]
         assert client.collect(1, 0.3) == []
     finally:
-        busy.set()
+        busy.release.set()
         server.close()
 
 

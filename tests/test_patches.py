@@ -32,7 +32,7 @@ from pythonosc.osc_packet import OscPacket
 from daemon.config import load_config
 from daemon.wire.contract import ADDRESSES, GENERATE_OPTIONS, REPLIES
 from daemon.wire.requests import parse
-from tests.support import daemon_config
+from tests.support import daemon_config, receive
 
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
 MAXPAT = CLIENTS / "max" / "musicldm.maxpat"
@@ -611,11 +611,10 @@ def _wait_for_osc(sock: socket.socket, address: str, seconds: float) -> list[Any
     deadline = time.monotonic() + seconds
     sock.settimeout(0.2)
     while time.monotonic() < deadline:
-        try:
-            data, _ = sock.recvfrom(65536)
-        except TimeoutError:
+        received = receive(sock)
+        if received is None:
             continue
-        for timed in OscPacket(data).messages:
+        for timed in OscPacket(received[0]).messages:
             if timed.message.address == address:
                 return list(timed.message.params)
     raise AssertionError(f"no {address} within {seconds} s")
@@ -680,17 +679,27 @@ def test_pd_first_seed_is_not_the_same_in_every_session(tmp_path):
 
 
 @_NEEDS_PD
-def test_pd_patch_renders_a_clip_and_loads_it_headless(tiny_engine, tmp_path):
+def test_pd_patch_renders_a_clip_and_loads_it_headless(tiny_engine, tmp_path, monkeypatch):
+    """The README's way: a daemon started with a relative ``--out``; Pd runs in another folder,
+    so it can load the clip only if the daemon sends an absolute path."""
     from daemon.app.daemon import Daemon
     from musicldm_core.wavfile import read_clip_info
 
     pd_port = _free_udp_port()
     watcher = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     watcher.bind(("127.0.0.1", 0))
-    config = daemon_config(tmp_path, reply_to=(("127.0.0.1", pd_port), watcher.getsockname()))
+    monkeypatch.chdir(tmp_path)
+    config = daemon_config(
+        tmp_path,
+        reply_to=(("127.0.0.1", pd_port), watcher.getsockname()),
+        out=Path("out"),
+        state=Path("state"),
+    )
     daemon = Daemon(config, engine=tiny_engine)
     daemon.start()
-    patch = tmp_path / "musicldm.pd"
+    elsewhere = tmp_path / "pd"
+    elsewhere.mkdir()
+    patch = elsewhere / "musicldm.pd"
     patch.write_text(
         _patch_for_ports(PD_MAIN.read_text(encoding="utf-8"), daemon.address[1], pd_port),
         encoding="utf-8",
@@ -698,13 +707,14 @@ def test_pd_patch_renders_a_clip_and_loads_it_headless(tiny_engine, tmp_path):
     command = ["pd", "-nogui", "-noaudio", "-nomidi", "-stderr", "-open", str(patch)]
     command += ["-send", "musicldm-generate headless test steps 3"]
     pd = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=elsewhere
     )
     try:
         stderr = _Lines(pd.stderr)
         done = _wait_for_osc(watcher, "/musicldm/done", 60)
         loaded = stderr.wait_for(r"musicldm: loaded (\d+)", 30)
         path = Path(done[1])
+        assert path.is_absolute() and path.parent == tmp_path / "out"
         frames = sf.info(str(path)).frames
         assert int(loaded.group(1)) == frames == round(1 * 4 * 60 / 120 * 44100)
         assert read_clip_info(path)["info"]["title"] == "headless test"

@@ -18,7 +18,7 @@ import pytest
 
 from daemon import errors as daemon_errors
 from daemon.errors import UnknownAddress
-from daemon.wire import contract
+from daemon.wire import contract, requests
 from daemon.wire.contract import (
     ADDRESSES,
     FAIL_CODES,
@@ -30,25 +30,7 @@ from daemon.wire.contract import (
     SLOT_OPTIONS,
     Option,
 )
-from daemon.wire.requests import (
-    PARSERS,
-    Cancel,
-    Generate,
-    GenerateOptions,
-    Get,
-    Notify,
-    Ping,
-    Play,
-    PlaybackOptions,
-    Set,
-    Slot,
-    Status,
-    Stop,
-    Tempo,
-    Transport,
-    Trigger,
-    parse,
-)
+from daemon.wire.requests import PARSERS, parse
 from musicldm_core import errors as core_errors
 from musicldm_core.errors import BadRequest, MusicLDMError
 from musicldm_core.spec import DEFAULT_MAX_SECONDS, LIMITS, MAX_PROMPT_CHARS
@@ -125,12 +107,12 @@ def _address_for(table: dict[str, Option]) -> tuple[str, list[Any]]:
 
 
 def _options_of(request: Any) -> dict[str, Any]:
-    if isinstance(request, Trigger):
+    if isinstance(request, requests.Trigger):
         return request.playback.given()
     values = request.options.given()
-    if isinstance(request, Slot) and request.ahead is not None:
+    if isinstance(request, requests.Slot) and request.ahead is not None:
         values["ahead"] = request.ahead
-    if isinstance(request, Slot) and request.gate is not None:
+    if isinstance(request, requests.Slot) and request.gate is not None:
         values["gate"] = request.gate
     return values
 
@@ -194,20 +176,20 @@ def test_option_tables_use_the_shared_limits() -> None:
 
 
 def test_generate_options_fields_match_the_table() -> None:
-    assert [f.name for f in dataclasses.fields(GenerateOptions)] == list(GENERATE_OPTIONS)
-    assert [f.name for f in dataclasses.fields(PlaybackOptions)] == list(PLAYBACK_OPTIONS)
+    assert [f.name for f in dataclasses.fields(requests.GenerateOptions)] == list(GENERATE_OPTIONS)
+    assert [f.name for f in dataclasses.fields(requests.PlaybackOptions)] == list(PLAYBACK_OPTIONS)
 
 
 # -- prompt ------------------------------------------------------------------------------------
 
 
 def test_prompt_as_one_string() -> None:
-    assert parse(GEN, ["dark techno, 909 drums"]) == Generate("dark techno, 909 drums")
+    assert parse(GEN, ["dark techno, 909 drums"]) == requests.Generate("dark techno, 909 drums")
 
 
 def test_prompt_as_several_words() -> None:
     request = parse(GEN, ["dark", "techno", "bars", 2])
-    assert request == Generate("dark techno", GenerateOptions(bars=2))
+    assert request == requests.Generate("dark techno", requests.GenerateOptions(bars=2))
 
 
 def test_prompt_whitespace_is_normalised() -> None:
@@ -216,7 +198,7 @@ def test_prompt_whitespace_is_normalised() -> None:
 
 def test_options_default_to_none() -> None:
     request = parse(GEN, ["x"])
-    assert request.options == GenerateOptions()
+    assert request.options == requests.GenerateOptions()
     assert all(v is None for v in dataclasses.asdict(request.options).values())
     assert request.options.given() == {}
 
@@ -228,7 +210,7 @@ def test_pd_shaped_request_equals_max_shaped() -> None:
     pd_args += ["negative", "low", "quality", "name", 808.0, "groove", "play", 0.0, "slot", 2.0]
     request = parse(GEN, max_args)
     assert parse(GEN, pd_args) == request
-    assert request.options == GenerateOptions(
+    assert request.options == requests.GenerateOptions(
         id=3,
         bars=4,
         beats=None,
@@ -280,7 +262,9 @@ def test_over_long_prompt() -> None:
 
 
 def test_a_prompt_word_equal_to_a_key_ends_the_prompt() -> None:
-    assert parse(GEN, ["dark", "play", 1]) == Generate("dark", GenerateOptions(play=True))
+    assert parse(GEN, ["dark", "play", 1]) == requests.Generate(
+        "dark", requests.GenerateOptions(play=True)
+    )
     error = bad(GEN, ["let", "it", "play", "loud"])  # "play" is a key: its value is "loud"
     assert error.key == "play"
 
@@ -320,15 +304,15 @@ def test_an_option_word_of_another_address_ends_the_prompt_and_is_refused(args: 
 
 
 def test_an_option_word_inside_one_text_argument_is_a_prompt_word() -> None:
-    assert parse(GEN, ["dark techno quantize bar", "steps", 2]) == Generate(
-        "dark techno quantize bar", GenerateOptions(steps=2)
+    assert parse(GEN, ["dark techno quantize bar", "steps", 2]) == requests.Generate(
+        "dark techno quantize bar", requests.GenerateOptions(steps=2)
     )
     assert parse(GEN, ["Quantize", "bar"]).prompt == "Quantize bar"  # keys are lower case
 
 
 def test_plain_words_stay_a_prompt() -> None:
     # What a Pd prompt looks like: no option word, so every word is the prompt's.
-    assert parse(GEN, ["unknown", "colour", "red"]) == Generate("unknown colour red")
+    assert parse(GEN, ["unknown", "colour", "red"]) == requests.Generate("unknown colour red")
     # ... but a key's place after the first option takes only keys of this address.
     error = bad(GEN, ["dark techno", "bars", 2, "colour", "red"])
     allowed = ", ".join(GENERATE_OPTIONS)
@@ -340,9 +324,9 @@ def test_option_words_end_a_slot_prompt_and_free_text_words() -> None:
     assert error.key == "slot" and "is an option of /musicldm/generate" in error.message
     error = bad(GEN, ["x", "negative", "harsh", "quantize", "bar"])
     assert error.key == "quantize"
-    assert parse(GEN, ["x", "negative", "harsh", "noise", "bars", 2]).options == GenerateOptions(
-        negative="harsh noise", bars=2
-    )
+    assert parse(
+        GEN, ["x", "negative", "harsh", "noise", "bars", 2]
+    ).options == requests.GenerateOptions(negative="harsh noise", bars=2)
 
 
 def test_a_prompt_that_is_an_option_word_is_missing_and_says_how_to_quote() -> None:
@@ -395,7 +379,7 @@ def test_text_option_words_stop_at_the_next_key() -> None:
     assert request.options.negative == "muddy low quality"
     assert request.options.bars == 2
     # The first value is taken whatever it says, even an option key's word.
-    assert parse(GEN, ["x", "name", "play", "play", 1]).options == GenerateOptions(
+    assert parse(GEN, ["x", "name", "play", "play", 1]).options == requests.GenerateOptions(
         name="play", play=True
     )
 
@@ -483,17 +467,17 @@ def test_int_ids_are_what_an_osc_int_carries() -> None:
 
 
 def test_cancel() -> None:
-    assert parse("/musicldm/cancel", []) == Cancel(None)
-    assert parse("/musicldm/cancel", [5.0]) == Cancel(5)
-    assert parse("/musicldm/cancel", ["b1"]) == Cancel("b1")
+    assert parse("/musicldm/cancel", []) == requests.Cancel(None)
+    assert parse("/musicldm/cancel", [5.0]) == requests.Cancel(5)
+    assert parse("/musicldm/cancel", ["b1"]) == requests.Cancel("b1")
     bad("/musicldm/cancel", [1.5])
     bad("/musicldm/cancel", [1, 2])
 
 
 def test_slot() -> None:
     request = parse("/musicldm/slot", [3.0, "warm", "pads", "ahead", 2.0, "bars", 4])
-    assert request == Slot(3, "warm pads", GenerateOptions(bars=4), ahead=2)
-    assert parse("/musicldm/slot", [0, "x"]) == Slot(0, "x")
+    assert request == requests.Slot(3, "warm pads", requests.GenerateOptions(bars=4), ahead=2)
+    assert parse("/musicldm/slot", [0, "x"]) == requests.Slot(0, "x")
     assert bad("/musicldm/slot", []).key == "index"
     assert bad("/musicldm/slot", [128, "x"]).key == "index"
     assert bad("/musicldm/slot", ["pads"]).key == "index"
@@ -503,8 +487,10 @@ def test_slot() -> None:
 
 def test_trigger() -> None:
     request = parse("/musicldm/trigger", [2.0, "quantize", "beat", "gain", 0.5, "loop", 0])
-    assert request == Trigger(2, PlaybackOptions(quantize="beat", loop=False, gain=0.5))
-    assert parse("/musicldm/trigger", [0]) == Trigger(0)
+    assert request == requests.Trigger(
+        2, requests.PlaybackOptions(quantize="beat", loop=False, gain=0.5)
+    )
+    assert parse("/musicldm/trigger", [0]) == requests.Trigger(0)
     assert bad("/musicldm/trigger", []).key == "index"
     assert bad("/musicldm/trigger", [0, "bars", 2]).key == "bars"
 
@@ -524,7 +510,7 @@ def test_play_path_or_id(target: Any, expected: tuple[Any, bool]) -> None:
     request = parse("/musicldm/play", [target, "quantize", "none"])
     assert (request.target, request.is_path) == expected
     assert type(request.target) is type(expected[0])
-    assert request.playback == PlaybackOptions(quantize="none")
+    assert request.playback == requests.PlaybackOptions(quantize="none")
 
 
 def test_play_refuses() -> None:
@@ -535,19 +521,19 @@ def test_play_refuses() -> None:
 
 
 def test_stop() -> None:
-    assert parse("/musicldm/stop", []) == Stop(None, None)
-    assert parse("/musicldm/stop", [3.0]) == Stop(3, None)
-    assert parse("/musicldm/stop", [3, "quantize", "beat"]) == Stop(3, "beat")
-    assert parse("/musicldm/stop", ["quantize", "none"]) == Stop(None, "none")
-    assert parse("/musicldm/stop", ["bar"]) == Stop(None, "bar")  # the bare shorthand
-    assert parse("/musicldm/stop", [1, "Beat"]) == Stop(1, "beat")
+    assert parse("/musicldm/stop", []) == requests.Stop(None, None)
+    assert parse("/musicldm/stop", [3.0]) == requests.Stop(3, None)
+    assert parse("/musicldm/stop", [3, "quantize", "beat"]) == requests.Stop(3, "beat")
+    assert parse("/musicldm/stop", ["quantize", "none"]) == requests.Stop(None, "none")
+    assert parse("/musicldm/stop", ["bar"]) == requests.Stop(None, "bar")  # the bare shorthand
+    assert parse("/musicldm/stop", [1, "Beat"]) == requests.Stop(1, "beat")
     assert bad("/musicldm/stop", ["quantize", "soon"]).key == "quantize"
     assert bad("/musicldm/stop", [200]).key == "index"
     assert bad("/musicldm/stop", [1, "gain", 1]).key == "gain"
 
 
 def test_tempo() -> None:
-    assert parse("/musicldm/tempo", [128]) == Tempo(128.0)
+    assert parse("/musicldm/tempo", [128]) == requests.Tempo(128.0)
     assert parse("/musicldm/tempo", [92.5]).bpm == 92.5
     assert "from 20" in bad("/musicldm/tempo", [10]).message
     bad("/musicldm/tempo", [])
@@ -560,7 +546,7 @@ def test_tempo() -> None:
     [("start", True), ("stop", False), ("STOP", False), (1, True), (0.0, False), (True, True)],
 )
 def test_transport(arg: Any, running: bool) -> None:
-    assert parse("/musicldm/transport", [arg]) == Transport(running)
+    assert parse("/musicldm/transport", [arg]) == requests.Transport(running)
 
 
 @pytest.mark.parametrize("args", [[], ["go"], [2], [0.5], ["start", 1]])
@@ -569,21 +555,21 @@ def test_transport_refuses(args: list[Any]) -> None:
 
 
 def test_set() -> None:
-    assert parse("/musicldm/set", ["bars", 2]) == Set("bars", 2)
+    assert parse("/musicldm/set", ["bars", 2]) == requests.Set("bars", 2)
     assert parse("/musicldm/set", ["bars", 2.0]).value == 2
-    assert parse("/musicldm/set", ["bpm", 128]) == Set("bpm", 128.0)
-    assert parse("/musicldm/set", ["loop", 0.0]) == Set("loop", False)
-    assert parse("/musicldm/set", ["quantize", "beat"]) == Set("quantize", "beat")
-    assert parse("/musicldm/set", ["gain", 1.5]) == Set("gain", 1.5)
-    assert parse("/musicldm/set", ["preset", "studio"]) == Set("preset", "studio")
+    assert parse("/musicldm/set", ["bpm", 128]) == requests.Set("bpm", 128.0)
+    assert parse("/musicldm/set", ["loop", 0.0]) == requests.Set("loop", False)
+    assert parse("/musicldm/set", ["quantize", "beat"]) == requests.Set("quantize", "beat")
+    assert parse("/musicldm/set", ["gain", 1.5]) == requests.Set("gain", 1.5)
+    assert parse("/musicldm/set", ["preset", "studio"]) == requests.Set("preset", "studio")
     assert parse("/musicldm/set", ["negative", "low", "quality"]).value == "low quality"
     assert parse("/musicldm/set", ["seconds", 45], max_seconds=60).value == 45.0
 
 
 def test_set_without_a_value_forgets_the_default() -> None:
-    assert parse("/musicldm/set", ["bars"]) == Set("bars", None)
-    assert parse("/musicldm/set", ["seed", ""]) == Set("seed", None)
-    assert parse("/musicldm/set", ["slot", ""]) == Set("slot", None)
+    assert parse("/musicldm/set", ["bars"]) == requests.Set("bars", None)
+    assert parse("/musicldm/set", ["seed", ""]) == requests.Set("seed", None)
+    assert parse("/musicldm/set", ["slot", ""]) == requests.Set("slot", None)
     assert "unknown option 'id'" in bad("/musicldm/set", ["id"]).message
 
 
@@ -629,7 +615,7 @@ def test_set_refuses() -> None:
 
 @pytest.mark.parametrize("key", [*GENERATE_OPTIONS, *PLAYBACK_OPTIONS, *contract.DAEMON_KEYS])
 def test_get_accepts_every_option_and_daemon_key(key: str) -> None:
-    assert parse("/musicldm/get", [key]) == Get(key)
+    assert parse("/musicldm/get", [key]) == requests.Get(key)
 
 
 def test_get_refuses() -> None:
@@ -642,17 +628,17 @@ def test_get_refuses() -> None:
 
 
 def test_status_and_ping() -> None:
-    assert parse("/musicldm/status", []) == Status()
+    assert parse("/musicldm/status", []) == requests.Status()
     bad("/musicldm/status", [1])
-    assert parse("/musicldm/ping", []) == Ping(())
-    assert parse("/musicldm/ping", [1, 2.5, "x"]) == Ping((1, 2.5, "x"))
+    assert parse("/musicldm/ping", []) == requests.Ping(())
+    assert parse("/musicldm/ping", [1, 2.5, "x"]) == requests.Ping((1, 2.5, "x"))
 
 
 def test_notify() -> None:
-    assert parse("/musicldm/notify", [1]) == Notify(True, None)
-    assert parse("/musicldm/notify", [0.0]) == Notify(False, None)
-    assert parse("/musicldm/notify", [1, 9001]) == Notify(True, 9001)
-    assert parse("/musicldm/notify", [1.0, 9001.0]) == Notify(True, 9001)
+    assert parse("/musicldm/notify", [1]) == requests.Notify(True, None)
+    assert parse("/musicldm/notify", [0.0]) == requests.Notify(False, None)
+    assert parse("/musicldm/notify", [1, 9001]) == requests.Notify(True, 9001)
+    assert parse("/musicldm/notify", [1.0, 9001.0]) == requests.Notify(True, 9001)
     assert "from 1 to 65535" in bad("/musicldm/notify", [1, 0]).message
     assert bad("/musicldm/notify", [1, 70000]).key == "port"
     bad("/musicldm/notify", [])
@@ -673,19 +659,19 @@ def test_requests_are_frozen() -> None:
 
 # One valid message per address: a new address fails the test below until it gets one here.
 EXAMPLES: dict[str, tuple[list[Any], type]] = {
-    "/musicldm/generate": (["x"], Generate),
-    "/musicldm/cancel": ([], Cancel),
-    "/musicldm/slot": ([0, "x"], Slot),
-    "/musicldm/trigger": ([0], Trigger),
-    "/musicldm/play": ([1], Play),
-    "/musicldm/stop": ([], Stop),
-    "/musicldm/tempo": ([120], Tempo),
-    "/musicldm/transport": (["start"], Transport),
-    "/musicldm/set": (["bars", 1], Set),
-    "/musicldm/get": (["bars"], Get),
-    "/musicldm/status": ([], Status),
-    "/musicldm/ping": ([], Ping),
-    "/musicldm/notify": ([1], Notify),
+    "/musicldm/generate": (["x"], requests.Generate),
+    "/musicldm/cancel": ([], requests.Cancel),
+    "/musicldm/slot": ([0, "x"], requests.Slot),
+    "/musicldm/trigger": ([0], requests.Trigger),
+    "/musicldm/play": ([1], requests.Play),
+    "/musicldm/stop": ([], requests.Stop),
+    "/musicldm/tempo": ([120], requests.Tempo),
+    "/musicldm/transport": (["start"], requests.Transport),
+    "/musicldm/set": (["bars", 1], requests.Set),
+    "/musicldm/get": (["bars"], requests.Get),
+    "/musicldm/status": ([], requests.Status),
+    "/musicldm/ping": ([], requests.Ping),
+    "/musicldm/notify": ([1], requests.Notify),
 }
 
 

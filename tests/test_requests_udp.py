@@ -9,7 +9,6 @@ test can tell an ``i`` from an ``h`` and an ``f`` from a ``d``.
 from __future__ import annotations
 
 import contextlib
-import socket
 import struct
 import threading
 import time
@@ -28,7 +27,7 @@ from daemon.app.daemon import Daemon, spec_to_dict
 from daemon.jobs.journal import Journal
 from daemon.wire.contract import ID_MAX, ID_MIN
 from musicldm_core.spec import ClipSpec
-from tests.support import daemon_config
+from tests.support import OscSocket, receive, running_daemon
 
 GEN = "/musicldm/generate"
 FAST: tuple[Any, ...] = ("steps", 3)
@@ -46,14 +45,11 @@ def _tags(message: OscMessage) -> str:
     return osc_types.get_string(message.dgram, index)[0][1:]
 
 
-class Wire:
+class Wire(OscSocket):
     """A bare UDP socket speaking OSC with explicit type tags, in both directions."""
 
     def __init__(self, address: tuple[str, int]) -> None:
-        self.address = address
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
+        super().__init__(address)
         self.backlog: list[tuple[str, str, list[Any]]] = []
 
     def send(self, address: str, *args: Any) -> None:
@@ -78,32 +74,22 @@ class Wire:
                     return tags, args
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {address} within {seconds} s; got {self.backlog}")
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except TimeoutError:
+            received = receive(self.sock)
+            if received is None:
                 continue
-            for timed in OscPacket(data).messages:
+            for timed in OscPacket(received[0]).messages:
                 message = timed.message
                 self.backlog.append((message.address, _tags(message), list(message.params)))
 
     def args_of(self, address: str, seconds: float = 60.0) -> list[Any]:
         return self.wait_for(address, seconds)[1]
 
-    def close(self) -> None:
-        self.sock.close()
-
 
 @contextlib.contextmanager
 def running(engine: Any, tmp_path: Path, **config: Any) -> Iterator[tuple[Daemon, Wire]]:
     """A started daemon on ``tmp_path`` and a wire to it; stopped again afterwards."""
-    daemon = Daemon(daemon_config(tmp_path, **config), engine=engine)
-    daemon.start()
-    wire = Wire(daemon.address)
-    try:
+    with running_daemon(engine, tmp_path, **config) as daemon, Wire(daemon.address) as wire:
         yield daemon, wire
-    finally:
-        wire.close()
-        daemon.stop()
 
 
 @pytest.fixture

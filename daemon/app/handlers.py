@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ from daemon.wire.requests import (
     Notify,
     Ping,
     Play,
+    PlaybackOptions,
     Request,
     Set,
     Slot,
@@ -162,16 +164,7 @@ class Handlers:
         else:
             path, job_id = self.app.clip_path(request.target)
         live = self.app.live_or_refuse(contract.PREFIX + "play")
-        pb = request.playback
-        defaults = self.app.defaults
-        live.play_file(
-            path,
-            job_id,
-            quantize=defaults.resolve(pb, "quantize"),
-            loop=pb.loop,
-            gain=defaults.resolve(pb, "gain"),
-            origin=(sender,),
-        )
+        live.play_file(path, job_id, self._playback(request.playback), origin=(sender,))
 
     def slot(self, request: Slot, sender: Address) -> None:
         try:
@@ -189,14 +182,18 @@ class Handlers:
             raise
 
     def trigger(self, request: Trigger, sender: Address) -> None:
-        pb = request.playback
+        live = self.app.live_or_refuse(contract.PREFIX + "trigger")
+        live.trigger(request.index, self._playback(request.playback), origin=(sender,))
+
+    def _playback(self, given: PlaybackOptions) -> PlaybackOptions:
+        """The request's playback options, with the ``/musicldm/set`` and config defaults of
+        quantize and gain filled in; what is still None keeps the slot's own (or, for a play
+        voice, the contract's default)."""
         defaults = self.app.defaults
-        self.app.live_or_refuse(contract.PREFIX + "trigger").trigger(
-            request.index,
-            quantize=defaults.resolve(pb, "quantize"),
-            loop=pb.loop,
-            gain=defaults.resolve(pb, "gain"),
-            origin=(sender,),
+        return replace(
+            given,
+            quantize=defaults.option(given, "quantize"),
+            gain=defaults.option(given, "gain"),
         )
 
     def stop(self, request: Stop, sender: Address) -> None:

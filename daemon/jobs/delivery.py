@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -74,24 +75,19 @@ class Delivery:
         except OSError:
             return []
         removed: list[Path] = []
-        for folder in folders:
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
+        for entry in _entries(folders):
+            if not _PARTIAL.fullmatch(entry.name):
                 continue
-            for entry in entries:
-                if not _PARTIAL.fullmatch(entry.name):
+            try:
+                if not entry.is_file(follow_symlinks=False):
                     continue
-                try:
-                    if not entry.is_file(follow_symlinks=False):
-                        continue
-                    if entry.stat(follow_symlinks=False).st_mtime >= before:
-                        continue  # maybe a write in progress (another daemon, `render`)
-                    os.unlink(entry.path)
-                except OSError as exc:
-                    log.warning("could not remove the leftover %s: %s", entry.path, exc)
-                    continue
-                removed.append(Path(entry.path))
+                if entry.stat(follow_symlinks=False).st_mtime >= before:
+                    continue  # maybe a write in progress (another daemon, `render`)
+                os.unlink(entry.path)
+            except OSError as exc:
+                log.warning("could not remove the leftover %s: %s", entry.path, exc)
+                continue
+            removed.append(Path(entry.path))
         if removed:
             log.info(
                 "removed %d leftover temporary file(s) of interrupted writes from %s",
@@ -111,23 +107,18 @@ class Delivery:
                 folders.append(self.out / day.strftime("%Y-%m-%d"))
                 day += timedelta(days=1)
         found: dict[int, list[Path]] = {}
-        for folder in folders:
+        for entry in _entries(folders):
+            match = _SEEDED.fullmatch(entry.name)
             try:
-                entries = list(os.scandir(folder))
+                if (
+                    match is None
+                    or not entry.is_file(follow_symlinks=False)
+                    or entry.stat().st_mtime < since
+                ):
+                    continue
             except OSError:
                 continue
-            for entry in entries:
-                match = _SEEDED.fullmatch(entry.name)
-                try:
-                    if (
-                        match is None
-                        or not entry.is_file(follow_symlinks=False)
-                        or entry.stat().st_mtime < since
-                    ):
-                        continue
-                except OSError:
-                    continue
-                found.setdefault(int(match.group(1)), []).append(Path(entry.path))
+            found.setdefault(int(match.group(1)), []).append(Path(entry.path))
         for paths in found.values():
             paths.sort()
         return found
@@ -155,3 +146,14 @@ class Delivery:
         if not resolved.is_file():
             raise NotFound(f"no clip at {resolved}")
         return resolved
+
+
+def _entries(folders: Iterable[Path]) -> Iterator[os.DirEntry[str]]:
+    """The entries of each of ``folders``; one that cannot be listed (missing, unreadable) has
+    none. Each folder is listed whole before its first entry is looked at."""
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        yield from entries

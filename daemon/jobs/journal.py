@@ -43,13 +43,15 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from musicldm_core.errors import OutputError
+
+if TYPE_CHECKING:
+    from musicldm_core.render import Clip
 
 __all__ = [
     "FINISHED_STATES",
@@ -120,17 +122,9 @@ CREATE INDEX IF NOT EXISTS clips_path ON clips (path, id);
 CREATE INDEX IF NOT EXISTS clips_created ON clips (created, id);
 """
 
-_JOB_COLUMNS = (
-    "seq, job_id, job_id_type, request, priority, created, state, takes_done, updated, code, "
-    "message, reply_to"
-)
-_CLIP_COLUMNS = (
-    "job_id, job_id_type, path, prompt, seconds, bpm, bars, beats_per_bar, seed, take, score, "
-    "settings, created, render_seconds"
-)
-
 JobId = int | str
 Address = tuple[str, int]
+_Row = TypeVar("_Row")
 
 
 _INDEXES_V2 = "CREATE INDEX IF NOT EXISTS clips_job_seq ON clips (job_seq, take)"
@@ -217,39 +211,60 @@ class ClipRecord:
     created: float = field(default_factory=time.time)
     render_seconds: float = 0.0
 
+    @classmethod
+    def of(cls, clip: Clip, job_id: JobId, render_seconds: float) -> ClipRecord:
+        """The record of ``clip``, just rendered for ``job_id`` (the worker's jobs, ``render``)."""
+        spec = clip.spec
+        return cls(
+            job_id=job_id,
+            path=str(clip.path),
+            prompt=spec.prompt,
+            seconds=clip.seconds,
+            bpm=spec.bpm,
+            bars=spec.grid_bars,
+            beats_per_bar=spec.beats_per_bar,
+            seed=clip.seed,
+            take=clip.take,
+            score=clip.score,
+            settings=clip.settings(),
+            render_seconds=render_seconds,
+        )
+
+
+def _columns(cls: type) -> str:
+    """The columns a row of ``cls`` is read from, in field order: ``job_id`` is two (its text
+    and its type)."""
+    names = [f.name for f in fields(cls)]
+    return ", ".join("job_id, job_id_type" if name == "job_id" else name for name in names)
+
+
+def _from_row(cls: type[_Row], row: Sequence[Any], **decode: Callable[[Any], Any]) -> _Row:
+    """A ``cls`` from a row of :func:`_columns` ``(cls)``; ``decode`` maps a field to the
+    function that turns its stored value back (JSON text, say)."""
+    values = iter(row)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        value = next(values)
+        if f.name == "job_id":
+            value = _id_out(value, next(values))
+        kwargs[f.name] = decode[f.name](value) if f.name in decode else value
+    return cls(**kwargs)
+
+
+def _addresses(text: str) -> tuple[Address, ...]:
+    return tuple((str(host), int(port)) for host, port in json.loads(text))
+
+
+_JOB_COLUMNS = _columns(JournalJob)
+_CLIP_COLUMNS = _columns(ClipRecord)
+
 
 def _job(row: Sequence[Any]) -> JournalJob:
-    return JournalJob(
-        seq=row[0],
-        job_id=_id_out(row[1], row[2]),
-        request=json.loads(row[3]),
-        priority=row[4],
-        created=row[5],
-        state=row[6],
-        takes_done=row[7],
-        updated=row[8],
-        code=row[9],
-        message=row[10],
-        reply_to=tuple((str(host), int(port)) for host, port in json.loads(row[11])),
-    )
+    return _from_row(JournalJob, row, request=json.loads, reply_to=_addresses)
 
 
 def _clip(row: Sequence[Any]) -> ClipRecord:
-    return ClipRecord(
-        job_id=_id_out(row[0], row[1]),
-        path=row[2],
-        prompt=row[3],
-        seconds=row[4],
-        bpm=row[5],
-        bars=row[6],
-        beats_per_bar=row[7],
-        seed=row[8],
-        take=row[9],
-        score=row[10],
-        settings=json.loads(row[11]),
-        created=row[12],
-        render_seconds=row[13],
-    )
+    return _from_row(ClipRecord, row, settings=json.loads)
 
 
 class Journal:
@@ -337,12 +352,7 @@ class Journal:
     def __enter__(self) -> Journal:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from daemon.jobs.journal import ClipRecord
 from daemon.jobs.queue import Job, JobQueue
 from daemon.logtext import printable
 from musicldm_core.errors import Cancelled, ModelError, MusicLDMError
@@ -234,7 +235,8 @@ class Worker:
             try:
                 # the row and the job's count in one transaction; a crash between the file's
                 # rename and this commit leaves a file the next start adopts (Daemon._recover)
-                self.journal.add_clip(_record(job, clip, render_seconds), job_seq=job.seq)
+                record = ClipRecord.of(clip, job.job_id, render_seconds)
+                self.journal.add_clip(record, job_seq=job.seq)
             except MusicLDMError as exc:
                 _remove(path)  # a file the library cannot know would be delivered twice
                 log.error("job %s: could not record its clip: %s", printable(job.job_id), exc)
@@ -311,28 +313,3 @@ def _remove(path: object) -> None:
         os.unlink(str(path))
     except OSError as exc:
         log.warning("could not remove %s: %s", path, exc)
-
-
-def _record(job: Job, clip: Clip, render_seconds: float) -> ClipRecord:
-    from daemon.jobs.journal import ClipRecord
-
-    spec = clip.spec
-    return ClipRecord(
-        job_id=job.job_id,
-        path=str(clip.path),
-        prompt=spec.prompt,
-        seconds=clip.seconds,
-        bpm=spec.bpm,
-        bars=spec.grid_bars,
-        beats_per_bar=spec.beats_per_bar,
-        seed=clip.seed,
-        take=clip.take,
-        score=clip.score,
-        settings=clip.settings(),
-        created=time.time(),
-        render_seconds=render_seconds,
-    )
-
-
-if TYPE_CHECKING:
-    from daemon.jobs.journal import ClipRecord

@@ -55,6 +55,8 @@ import numpy as np
 from daemon.live.jobsystem import EventSink, JobId, JobInfo, JobSystem, Origin
 from daemon.live.session import Session
 from daemon.wire import contract
+from daemon.wire.contract import PLAYBACK_OPTIONS
+from daemon.wire.requests import PlaybackOptions
 from musicldm_core.dsp import resample
 from musicldm_core.errors import BadRequest, NotFound
 
@@ -137,14 +139,24 @@ class SlotState:
     """Takes asked for so far: with a fixed ``seed``, take n uses seed + n (a new take each
     time, the same sequence every set)."""
     wait: _Wait | None = None
-    quantize: str = "bar"
-    loop: bool = True
-    gain: float = 1.0
+    quantize: str = PLAYBACK_OPTIONS["quantize"].value
+    loop: bool = PLAYBACK_OPTIONS["loop"].value
+    gain: float = PLAYBACK_OPTIONS["gain"].value
     gate: bool = False
     follow: bool = False
     """Playing a take at an old tempo: swap in the first fresh take at the next quantize point."""
     origin: Origin = ()
     """Who defined or last triggered the slot: its takes' replies go there."""
+
+
+_AS_BEFORE = PlaybackOptions()
+"""No playback option given."""
+
+
+def _given_or_default(playback: PlaybackOptions, key: str) -> Any:
+    """The playback option ``key`` as given, else the contract's default."""
+    value = getattr(playback, key)
+    return PLAYBACK_OPTIONS[key].value if value is None else value
 
 
 def _union(*origins: Origin | None) -> Origin:
@@ -300,29 +312,24 @@ class Live:
             coming += 1
 
     def trigger(
-        self,
-        index: int,
-        *,
-        quantize: str | None = None,
-        loop: bool | None = None,
-        gain: float | None = None,
-        origin: Origin = (),
+        self, index: int, playback: PlaybackOptions = _AS_BEFORE, *, origin: Origin = ()
     ) -> None:
         """Launch slot ``index``'s next ready take at the quantize point (or its last take again
         if none is ready), and start rendering a replacement. A slot without any take yet waits
-        for its first one and says so with ``/musicldm/late id`` at once."""
+        for its first one and says so with ``/musicldm/late id`` at once. ``playback``'s options
+        that are given stay the slot's from now on; the others keep the slot's."""
         announce: JobId | None = None
         with self._lock:
             slot = self._slot(index)
             if origin:
                 slot.origin = origin
             asked = origin or slot.origin
-            if quantize is not None:
-                slot.quantize = quantize
-            if loop is not None:
-                slot.loop = loop
-            if gain is not None:
-                slot.gain = gain
+            if playback.quantize is not None:
+                slot.quantize = playback.quantize
+            if playback.loop is not None:
+                slot.loop = playback.loop
+            if playback.gain is not None:
+                slot.gain = playback.gain
             target = self._target_bpm(slot)
             fitting = [t for t in slot.ready if self._fits(t.bpm, target)]
             if fitting:
@@ -373,11 +380,9 @@ class Live:
         path: str,
         job_id: JobId | None,
         origin: Origin,
-        *,
-        quantize: str = "bar",
-        loop: bool = True,
-        gain: float = 1.0,
+        playback: PlaybackOptions = _AS_BEFORE,
     ) -> int:
+        quantize, loop, gain = (_given_or_default(playback, k) for k in PLAYBACK_OPTIONS)
         with self._lock:
             voice = next(self._play_slots)
             launch = _Launch(voice, path, job_id, origin)
@@ -389,13 +394,12 @@ class Live:
         self,
         path: Path,
         job_id: JobId | None = None,
+        playback: PlaybackOptions = _AS_BEFORE,
         *,
-        quantize: str | None = None,
-        loop: bool | None = None,
-        gain: float | None = None,
         origin: Origin = (),
     ) -> int:
-        """Play a finished clip file on a free play voice; returns the mixer slot used."""
+        """Play a finished clip file on a free play voice; returns the mixer slot used.
+        ``playback``'s options not given take the contract's defaults (bar, loop, gain 1)."""
         import soundfile as sf
 
         try:
@@ -408,9 +412,7 @@ class Live:
             str(path),
             job_id,
             origin,
-            quantize=quantize or "bar",
-            loop=True if loop is None else loop,
-            gain=1.0 if gain is None else gain,
+            playback,
         )
 
     def stop(
@@ -441,7 +443,7 @@ class Live:
                     silent = not self._launches.get(slot_index) and slot_index not in self._sounding
                     if waiting is not None and silent:  # no mixer event will answer this stop
                         answers.append((slot_index, _union(origin, waiting.origin)))
-        self.mixer.stop(index, quantize=quantize or "bar")
+        self.mixer.stop(index, quantize=quantize or PLAYBACK_OPTIONS["quantize"].value)
         for slot_index, to in answers:
             self.events.send(contract.stopped(slot_index), to)
 
@@ -631,7 +633,7 @@ class MidiBridge:
         if self.live is None:
             return
         try:
-            self.live.trigger(index, gain=min(max(gain, 0.0), 2.0))
+            self.live.trigger(index, PlaybackOptions(gain=min(max(gain, 0.0), 2.0)))
         except Exception as exc:
             log.warning("MIDI trigger of slot %s: %s", index, exc)
 
