@@ -223,7 +223,7 @@ def test_midi_bridge_drives_the_daemon(live_daemon):
     control.handle(mido.Message("control_change", control=1, value=127))
     assert live_daemon.handlers.value_of("guidance") == pytest.approx(8.0)
     _bridge(live_daemon).set_tempo(100.0)
-    assert live_daemon.session.bpm == pytest.approx(100.0)
+    assert live_daemon.session.state.bpm == pytest.approx(100.0)
     assert live_daemon.build_spec("x", None).bpm == pytest.approx(100.0)
     osc = RawOsc(live_daemon.address)
     try:
@@ -498,7 +498,7 @@ class FakeJobs:
         self.outstanding: dict[Any, float] = {}  # submitted, neither cancelled nor rendered
 
     def build_spec(self, prompt: str, options: Any, *, tempo: float | None = None) -> ClipSpec:
-        bpm = (options or {}).get("bpm") or (self.session.bpm if tempo is None else tempo)
+        bpm = (options or {}).get("bpm") or (self.session.state.bpm if tempo is None else tempo)
         return ClipSpec(prompt=prompt, bpm=bpm, steps=3, seed=1).validated()
 
     def submit(self, job_id: Any, spec: ClipSpec, **_: Any) -> None:
@@ -555,7 +555,7 @@ def test_a_tempo_ramp_renders_a_bounded_number_of_takes_and_cancels_superseded_o
         assert len(jobs.outstanding) <= 3  # never more queued than `ahead` per slot
     now[0] += SETTLE_SECONDS
     live.settle()
-    assert session.bpm == pytest.approx(140.0)
+    assert session.state.bpm == pytest.approx(140.0)
     assert live.render_bpm == pytest.approx(140.0)
     assert 1 <= live.retempos <= most_retempos
     # a retempo renders at most `ahead` takes per slot, and cancels every one it supersedes
@@ -588,12 +588,12 @@ def test_the_session_ignores_osc_tempo_while_an_outside_clock_leads() -> None:
     now = [0.0]
     session = Session(120.0, clock=lambda: now[0])
     session.follow_external(True)
-    assert session.set_tempo(100.0) is False and session.bpm == 120.0
+    assert session.set_tempo(100.0) is False and session.state.bpm == 120.0
     now[0] = 1.0
     assert session.set_tempo(126.5, external=True) is True
     assert session.state.tempo_changed_at == 1.0 and session.state.tempo_changes == 1
     session.follow_external(False)
-    assert session.set_tempo(100.0) is True and session.bpm == 100.0
+    assert session.set_tempo(100.0) is True and session.state.bpm == 100.0
 
 
 def test_set_bpm_and_tempo_move_one_clock_that_new_clips_follow(tiny_engine, tmp_path):

@@ -15,7 +15,7 @@ from musicldm_core.beats import beat_samples
 
 def test_beat_and_bar_boundaries_at_120_bpm_44100() -> None:
     transport = Transport(44100, 120.0, 4)
-    assert transport.samples_per_beat == 22050
+    assert transport.grid.samples_per_beat == 22050
     assert transport.next_boundary(0, "bar") == 0
     assert transport.next_boundary(1, "bar") == 88200
     assert transport.next_boundary(88199, "bar") == 88200
@@ -78,7 +78,7 @@ def test_tempo_change_keeps_the_beat_phase() -> None:
     change = 30_000  # beat 1.3605…
     before = transport.beat_at(change)
     transport.set_tempo(90.0, change)
-    assert transport.bpm == 90.0
+    assert transport.grid.bpm == 90.0
     assert transport.beat_at(change) == pytest.approx(before, abs=1e-12)
     assert transport.beat_at(change + 1) - transport.beat_at(change) == pytest.approx(
         90 / 60 / 44100
@@ -107,7 +107,7 @@ def test_many_tempo_changes_stay_exact_and_keep_the_anchor_small() -> None:
         beat = transport.beat_at(boundary)
         assert round(beat) % 4 == 0
         assert beat == pytest.approx(
-            round(beat), abs=0.5 / float(transport.samples_per_beat) + 1e-9
+            round(beat), abs=0.5 / float(transport.grid.samples_per_beat) + 1e-9
         )
     # what keeps it fast: the exact anchor's denominator stays bounded however long the set
     assert transport.grid.anchor_beat.denominator <= 1 << 40
@@ -116,11 +116,11 @@ def test_many_tempo_changes_stay_exact_and_keep_the_anchor_small() -> None:
 def test_start_stop_and_meter() -> None:
     transport = Transport(44100, 120.0, 4)
     transport.stop(10_000)
-    assert not transport.running
+    assert not transport.grid.running
     assert transport.beat_at(99_999) == pytest.approx(10_000 / 22050)
     assert transport.next_boundary(12_345, "bar") == 12_345  # no grid while stopped
     transport.start(50_000)
-    assert transport.running
+    assert transport.grid.running
     assert transport.beat_at(50_000) == 0.0
     assert transport.next_boundary(50_001, "bar") == 50_000 + 88200
     transport.beats_per_bar = 3
@@ -144,7 +144,7 @@ def test_resume_continues_from_the_beat_where_it_stopped() -> None:
     transport = Transport(44100, 120.0, 4)
     transport.stop(30_000)  # beat 1.36…
     transport.resume(100_000)
-    assert transport.running
+    assert transport.grid.running
     assert transport.beat_at(100_000) == pytest.approx(30_000 / 22050)
     assert transport.next_boundary(100_000, "beat") == 100_000 + (44100 - 30_000)
     transport.resume(200_000)  # already running: unchanged

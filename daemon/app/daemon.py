@@ -82,7 +82,7 @@ class Daemon:
         self.worker: Any = None
         self.osc: OscServer | None = None
         self.session = Session(config.tempo)  # the one owner of the live tempo and transport
-        self.defaults = Defaults(config, lambda: self.session.bpm)
+        self.defaults = Defaults(config, lambda: self.session.state.bpm)
         self.replies = Replies()
         self.handlers = Handlers(self)
         self.max_seconds = config.max_seconds
@@ -635,11 +635,11 @@ class Daemon:
     @property
     def tempo(self) -> float:
         """The session's tempo: what new clips get by default."""
-        return self.session.bpm
+        return self.session.state.bpm
 
     def tempo_bpm(self) -> float:
         """The tempo new clips get by default."""
-        return self.session.bpm
+        return self.session.state.bpm
 
     def set_tempo(self, bpm: float) -> bool:
         """Set the tempo; False when an external clock (MIDI clock, Link) owns it."""
@@ -652,7 +652,7 @@ class Daemon:
 
     def transport_running(self) -> bool:
         """Whether the clock runs."""
-        return self.session.running
+        return self.session.state.running
 
     def register(self, target: Address, on: bool) -> None:
         """(Un)register ``target`` for every event (``/musicldm/notify``)."""
@@ -678,7 +678,7 @@ class Daemon:
             "audio": self.audio_status,
             "midi": self.midi_status,
             "link": self.link_status,
-            "transport": "start" if self.session.running else "stop",
+            "transport": "start" if self.session.state.running else "stop",
             "done": self.worker.rendered if self.worker is not None else 0,
             "failed": self.worker.failed if self.worker is not None else 0,
             "dropped": osc.dropped if osc is not None else 0,

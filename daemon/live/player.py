@@ -474,13 +474,13 @@ class Mixer:
             self._transport.set_tempo(command[1], t0)
             self._requantize(t0, restart=False)
         elif kind == "transport":
-            if command[1] and not self._transport.running:
+            if command[1] and not self._transport.grid.running:
                 if command[2]:
                     self._transport.resume(t0)
                 else:
                     self._transport.start(t0)
                 self._requantize(t0, restart=True)
-            elif not command[1] and self._transport.running:
+            elif not command[1] and self._transport.grid.running:
                 self._transport.stop(t0)
         elif kind == "phase":
             self._apply_phase(command, t0)

@@ -100,21 +100,6 @@ class Session:
         with self._lock:
             return self._state
 
-    @property
-    def bpm(self) -> Bpm:
-        """The tempo now, beats per minute."""
-        return self.state.bpm
-
-    @property
-    def running(self) -> bool:
-        """Whether the transport runs."""
-        return self.state.running
-
-    @property
-    def external(self) -> bool:
-        """Whether the tempo follows MIDI clock or Link."""
-        return self.state.external
-
     def listen(self, listener: SessionListener) -> None:
         """Tell ``listener`` about every later change."""
         with self._notify:

@@ -211,26 +211,6 @@ class Transport:
     # -- reading -------------------------------------------------------------------------------
 
     @property
-    def sample_rate(self) -> int:
-        """Output samples per second (Hz)."""
-        return self.grid.sample_rate
-
-    @property
-    def running(self) -> bool:
-        """Whether the clock runs (beats advance and launches quantize to the grid)."""
-        return self.grid.running
-
-    @property
-    def bpm(self) -> float:
-        """Tempo in beats per minute (set it with :meth:`set_tempo`)."""
-        return self.grid.bpm
-
-    @property
-    def samples_per_beat(self) -> Fraction:
-        """Exact output samples per beat at the current tempo."""
-        return self.grid.samples_per_beat
-
-    @property
     def beats_per_bar(self) -> int:
         """Beats in one bar; bar lines stay on multiples of it counted from beat 0."""
         return self.grid.beats_per_bar
