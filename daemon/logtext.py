@@ -8,6 +8,7 @@ call that includes client data passes it through here. Pure; any thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["printable"]
@@ -24,6 +25,7 @@ def printable(value: Any, limit: int = MAX_CHARS) -> str:
     else logs as its ``repr`` (lists of OSC arguments, bytes), escaped again where a custom
     ``repr`` left a control character in.
     """
+    keep: Callable[[str], bool]
     if isinstance(value, str):
         text, keep = value, _keep_in_text
     else:

@@ -115,6 +115,7 @@ class Daemon:
             self.delivery.prepare(started=self.started_at)
             if self.engine is None:
                 self.engine = self._load_engine()
+            assert self.journal is not None  # opened by _open_state
             self.worker = Worker(
                 self.engine,
                 self.queue,
