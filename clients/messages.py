@@ -184,7 +184,11 @@ class Done(_Typed):
     """``/musicldm/done``: one take is complete on disk at ``path``.
 
     ``seconds`` is the clip's length, ``bpm`` its tempo, ``bars`` its length in bars (0 for a
-    clip asked for in seconds) and ``seed`` the seed used.
+    clip asked for in seconds) and ``seed`` the seed used. Then the grid fit (docs/osc.md):
+    ``detected_bpm`` the music's tempo as found (0: none), ``confidence`` its confidence (0–1),
+    ``ratio`` the stretch made (1: none), ``grid_error_ms`` the remaining error on the grid (-1:
+    not put on the grid) and ``key`` the detected key ("" when none). A daemon older than
+    these arguments sends only the first six; the rest then keep these defaults.
     """
 
     address: ClassVar[str] = reply_address("done")
@@ -194,6 +198,11 @@ class Done(_Typed):
     bpm: float
     bars: int
     seed: int
+    detected_bpm: float = 0.0
+    confidence: float = 0.0
+    ratio: float = 1.0
+    grid_error_ms: float = -1.0
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -270,6 +279,11 @@ ARGUMENT_TYPES: dict[str, Callable[[Any], Any]] = {
     "bpm": _float,
     "bars": _int,
     "seed": _int,
+    "detected_bpm": _float,
+    "confidence": _float,
+    "ratio": _float,
+    "grid_error_ms": _float,
+    "key": _text,
     "code": _text,
     "message": _text,
 }

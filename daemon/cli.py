@@ -1,10 +1,11 @@
-"""The ``musicldm-daemon`` command line: ``serve`` (default), ``render``, ``clips``, ``midi-ports``,
-``audio-devices``.
+"""The ``musicldm-daemon`` command line: ``serve`` (default), ``render``, ``conform``, ``clips``,
+``midi-ports``, ``audio-devices``.
 
 Every argparse parser of the daemon lives here. ``render`` makes clips straight from the shell
-without a daemon; ``serve`` starts the daemon (:mod:`daemon.app.daemon`). Errors end with
-``error: <message>`` on stderr and a non-zero status: 2 for bad input, 3 for model trouble, 4 for
-output trouble, 1 otherwise.
+without a daemon; ``conform`` puts an audio file the user has on the tempo grid, as a render is
+(:mod:`musicldm_core.conform`); ``serve`` starts the daemon (:mod:`daemon.app.daemon`). Errors
+end with ``error: <message>`` on stderr and a non-zero status: 2 for bad input, 3 for model
+trouble, 4 for output trouble, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MODEL,
     DEFAULT_PRESET,
+    GRID_MODES,
     PRESETS,
     SAMPLE_FORMATS,
     SAMPLE_RATES,
@@ -47,7 +49,7 @@ __all__ = ["main", "serve_parser"]
 log = logging.getLogger("daemon")
 
 EXIT_CODES = {BadRequest: 2, ModelError: 3, OutputError: 4}
-COMMANDS = ("serve", "render", "clips", "midi-ports", "audio-devices")
+COMMANDS = ("serve", "render", "conform", "clips", "midi-ports", "audio-devices")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-loop", action="store_true", help="plain cut with fades (default: a seamless loop)"
     )
     render.add_argument(
+        "--grid",
+        default=GRID_MODES[0],
+        choices=GRID_MODES,
+        help="stretch the music onto the tempo grid from its first bar line, only check and "
+        "report its tempo, or neither (default %(default)s)",
+    )
+    render.add_argument(
         "--rate",
         type=int,
         default=44100,
@@ -135,6 +144,28 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_model_options(render)
 
+    conform = sub.add_parser(
+        "conform",
+        help="put an audio file on the tempo grid: an exact, tagged, loop-ready WAV",
+        description="Find the tempo and the first bar line of INPUT (any file soundfile reads: "
+        "WAV, FLAC, AIFF, OGG, ...), stretch it onto the grid of --bpm and cut --bars bars from "
+        "that bar line, as a render is. Prints the new file's path, and what was found.",
+    )
+    conform.add_argument("input", type=Path, help="the audio file to conform")
+    conform.add_argument("--bpm", type=float, required=True, help="target tempo (20-400)")
+    conform.add_argument("--bars", type=int, required=True, help="length in bars (1-64)")
+    conform.add_argument("--beats", type=int, default=4, help="beats per bar (1-16, default 4)")
+    conform.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
+    conform.add_argument(
+        "--no-loop", action="store_true", help="plain cut with fades (default: a seamless loop)"
+    )
+    conform.add_argument(
+        "--grid",
+        default=GRID_MODES[0],
+        choices=[m for m in GRID_MODES if m != "off"],
+        help="stretch onto the grid, or only check and report the tempo (default %(default)s)",
+    )
+
     serve = sub.add_parser(
         "serve", help="run the daemon (the default command)", add_help=False
     )  # serve_main has its own parser, --help included
@@ -162,6 +193,7 @@ _SPEC_ARGS = {
     "sample_format": "format",
     "loudness_lufs": "loudness",
     "name": "name",
+    "grid": "grid",
 }
 """``render``'s :class:`ClipSpec` fields and the arguments they come from."""
 
@@ -224,8 +256,115 @@ def _render(args: argparse.Namespace) -> int:
                 f"seed {clip.seed}{score}",
                 file=sys.stderr,
             )
+            if clip.grid is not None:
+                print(f"  {clip.grid.describe()}", file=sys.stderr)
     if library is not None:
         library.close()
+    return 0
+
+
+CONFORM_RATE = 44100
+"""``conform`` writes at the input's rate when a clip may have it, else at this rate."""
+
+
+def _conform(args: argparse.Namespace) -> int:
+    """``musicldm-daemon conform``: an audio file onto the tempo grid, as a render's take."""
+    import json
+    from datetime import datetime
+
+    import numpy as np
+    import soundfile as sf
+
+    from musicldm_core.render import SOFTWARE, finish, plan_clip
+    from musicldm_core.wavfile import (
+        ClipTags,
+        encode_wav,
+        ensure_writable,
+        safe_stem,
+        write_wav_atomic,
+    )
+
+    source = Path(os.path.abspath(args.input.expanduser()))
+    try:
+        audio, rate = sf.read(str(source), dtype="float32", always_2d=True)
+    except (OSError, RuntimeError, sf.SoundFileError) as exc:  # missing, or not audio
+        raise BadRequest(f"cannot read {source} as audio: {exc}", key="input") from None
+    if audio.shape[0] == 0:
+        raise BadRequest(f"{source} holds no audio", key="input")
+    if not np.isfinite(audio).all():
+        raise BadRequest(f"{source} holds non-finite samples (NaN or infinity)", key="input")
+    if audio.shape[1] > 2:  # the stretcher takes mono or stereo; a surround file is mixed down
+        print(f"note: {audio.shape[1]} channels mixed down to mono", file=sys.stderr)
+        audio = audio.mean(axis=1, keepdims=True)
+    wave = audio[:, 0] if audio.shape[1] == 1 else audio
+    spec = ClipSpec(
+        prompt=source.stem or "conformed",
+        bars=args.bars,
+        beats_per_bar=args.beats,
+        bpm=args.bpm,
+        loop=not args.no_loop,
+        sample_rate=rate if rate in SAMPLE_RATES else CONFORM_RATE,
+        grid=args.grid,
+    ).validated()
+    plan = plan_clip(spec)
+    out_dir = Path(os.path.abspath((args.out or default_out_dir()).expanduser()))
+    ensure_writable(out_dir)
+    try:
+        done = finish(wave, plan, spec, model_rate=int(rate))
+    except ValueError as exc:  # too short for the clip even cut from its start
+        raise BadRequest(
+            f"{source} lasts {len(wave) / rate:.3f} s; {spec.bars} bars of {spec.beats_per_bar} "
+            f"beats at {spec.bpm:g} BPM need at least {plan.needed_samples / plan.out_rate:.3f} s "
+            f"({exc})",
+            key="input",
+        ) from None
+    report = done.grid
+    settings = {
+        "source": str(source),
+        "bars": spec.bars,
+        "beats_per_bar": spec.beats_per_bar,
+        "bpm": spec.bpm,
+        "seconds": round(plan.out_samples / plan.out_rate, 6),
+        "samples": plan.out_samples,
+        "sample_rate": plan.out_rate,
+        "format": spec.sample_format,
+        "loop": spec.loop,
+        "crossfade_samples": plan.crossfade_samples,
+        "gain_db": round(done.gain_db, 3),
+        "grid": None if report is None else report.as_dict(),
+        "software": SOFTWARE,
+    }
+    when = datetime.now()
+    tags = ClipTags(
+        title=source.stem,
+        software=SOFTWARE,
+        comment=json.dumps(settings, sort_keys=True),
+        created=when.strftime("%Y-%m-%d"),
+        bpm=spec.bpm,
+        beats=spec.bars * spec.beats_per_bar,
+        meter_numerator=spec.beats_per_bar,
+        meter_denominator=4,
+        loop=spec.loop,
+    )
+    stem = "_".join(
+        [
+            when.strftime("%Y%m%d-%H%M%S"),
+            safe_stem(source.stem, max_chars=40) or "conformed",
+            f"{spec.bpm:g}bpm",
+            f"{spec.bars}bars",
+            "conformed",
+        ]
+    )
+    data = encode_wav(done.audio, plan.out_rate, spec.sample_format, tags)
+    path = write_wav_atomic(out_dir, stem, data)
+    print(path)
+    if report is not None:
+        print(report.describe(), file=sys.stderr)
+        if not report.stretched and report.grid_error_ms is None and spec.grid == "stretch":
+            print(
+                f"an exact {spec.bars}-bar clip, cut from the start of {source.name} unstretched",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -432,7 +571,38 @@ def clips_main(args: argparse.Namespace) -> int:
             bars = f"{record.bars} bars" if record.bars else f"{record.seconds:.2f} s"
             print(f"{when}  {record.bpm:g} BPM  {bars}  seed {record.seed}  {record.prompt!r}")
             print(f"    {record.path}")
+            fit = grid_line(record.settings.get("grid"))
+            if fit:
+                print(f"    {fit}")
     return 0
+
+
+def grid_line(grid: Any) -> str:
+    """What ``clips`` says of a clip's grid fit, from its settings' ``grid`` (a conform report's
+    ``as_dict()``); "" for a clip made before the grid was reported."""
+    if not isinstance(grid, dict):
+        return ""
+    mode = grid.get("grid")
+    if mode == "off":
+        return "grid off"
+    found = grid.get("detected")
+    detected: dict[str, Any] = found if isinstance(found, dict) else {}
+    parts = [f"grid {mode}"]
+    if detected.get("tempo_bpm") is not None:
+        parts.append(
+            f"detected {detected['tempo_bpm']:g} BPM (confidence {detected.get('confidence', 0):g})"
+        )
+    else:
+        parts.append("no beat found")
+    if grid.get("stretched"):
+        parts.append(f"stretched ×{grid.get('ratio', 1.0):g}")
+    if grid.get("grid_error_ms") is not None:
+        parts.append(f"grid error {grid['grid_error_ms']:g} ms")
+    elif mode == "stretch":
+        parts.append("not on the grid")
+    if detected.get("key"):
+        parts.append(f"key {detected['key']}")
+    return ", ".join(parts)
 
 
 def midi_ports_main() -> int:
@@ -479,6 +649,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             quiet_libraries()
             return _render(args)
+        if args.command == "conform":
+            logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+            return _conform(args)
         if args.command == "serve":
             return serve_main(extra)
         if args.command == "clips":

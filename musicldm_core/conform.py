@@ -29,7 +29,7 @@ import numpy as np
 from .beats import RenderPlan
 from .dsp import cut_with_fades, make_loop, resample
 from .grid import CLEAR_BEAT, GridReport, analyse, parse_key
-from .spec import ClipSpec
+from .spec import GRID_MODES, ClipSpec
 
 __all__ = [
     "GRID_MODES",
@@ -46,9 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-GRID_MODES = ("stretch", "check", "off")
-"""``grid`` option values: conform to the grid, only analyse and report, or neither."""
 
 MIN_RATIO = 0.8
 MAX_RATIO = 1.25
@@ -122,6 +119,30 @@ class ConformReport:
         if self.grid is not None:
             out["detected"] = self.grid.as_dict()
         return out
+
+    def describe(self) -> str:
+        """One line for people, e.g. "detected 103.7 BPM (confidence 0.91), stretched ×1.157,
+        first bar line at 0.370 s, grid error 1.2 ms, key Am"."""
+        if self.mode == "off":
+            return "grid off: cut as rendered, not analysed"
+        found = self.grid
+        parts = []
+        if found is not None and found.tempo_bpm is not None:
+            parts.append(f"detected {found.tempo_bpm:.1f} BPM (confidence {found.confidence:.2f})")
+        if self.stretched:
+            parts.append(f"stretched ×{self.ratio:.3f}")
+        if self.grid_error_ms is not None:
+            parts.append(f"first bar line at {self.start_s:.3f} s")
+            parts.append(f"grid error {self.grid_error_ms:.1f} ms")
+        if self.note:
+            parts.append(self.note)
+        elif not parts:
+            parts.append("no beat found")
+        if self.transpose_semitones:
+            parts.append(f"transposed {self.transpose_semitones:+g} semitones")
+        if found is not None and found.key is not None:
+            parts.append(f"key {found.key} (confidence {found.key_confidence:.2f})")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

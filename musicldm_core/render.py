@@ -3,11 +3,15 @@
 This is the path both the ``render`` CLI and the daemon's worker take:
 
 1. :func:`plan_clip` turns the musical length into exact sample counts (:mod:`.beats`) and the
-   number of mel frames to render, including the continuation a seamless loop needs;
+   number of mel frames to render, including the continuation a seamless loop needs and, with
+   ``grid`` on, the headroom the conform needs (:func:`.conform.input_samples`, capped at
+   :data:`GRID_RENDER_CAP_SECONDS`);
 2. :func:`render_batch` runs the engine once for several compatible specs (same frames, steps,
-   scheduler and guidance mode — see :func:`batch_key`);
-3. :func:`finish` resamples to the output rate, makes the loop (or a plain cut with fades) and
-   sets the level (:mod:`.dsp`);
+   scheduler and guidance mode — see :func:`batch_key`), and ranks each spec's takes by grid fit
+   and CLAP score (:func:`rank_takes`);
+3. :func:`finish` conforms the take to the tempo grid (:func:`.conform.conform`: resample, stretch
+   onto the grid from the first bar line, then the loop or a plain cut with fades) and sets the
+   level (:mod:`.dsp`); ``grid off`` is exactly the plain resample-and-cut;
 4. :func:`save_clip` writes the WAV with its ACID, ``smpl`` and LIST/INFO chunks, atomically
    (:mod:`.wavfile`).
 
@@ -30,17 +34,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import __version__
-from .beats import RenderPlan, clip_samples, plan_render, seconds_samples
-from .dsp import (
-    cut_with_fades,
-    integrated_loudness,
-    make_loop,
-    normalize_loudness,
-    protect_peak,
-    resample,
-)
+from .beats import RenderPlan, clip_samples, frames_for_samples, plan_render, seconds_samples
+from .conform import ConformReport, conform, input_samples
+from .dsp import integrated_loudness, normalize_loudness, protect_peak
 from .errors import ModelError
 from .spec import ClipSpec
+from .units import Samples
 from .wavfile import ClipTags, clip_stem, encode_wav, write_wav_atomic
 
 if TYPE_CHECKING:
@@ -54,6 +53,7 @@ __all__ = [
     "batch_key",
     "finish",
     "plan_clip",
+    "rank_takes",
     "render_batch",
     "resolve_seed",
     "save_clip",
@@ -68,6 +68,15 @@ CROSSFADE_SECONDS = 0.04
 
 EDGE_FADE_SECONDS = 0.005
 """Fade in and out of a clip that is cut plainly (``loop`` off)."""
+
+GRID_RENDER_CAP_SECONDS = 15.0
+"""With ``grid`` on, the engine renders the conform's headroom (:func:`.conform.input_samples`:
+the slowest stretch, a bar to find the first bar line, some lead) but never more than this
+many seconds, unless the clip itself needs more. MusicLDM was trained on 10.24 s excerpts and
+costs time in proportion to the length rendered: 15 s covers 4 bars at 120 BPM (13 s) and
+anything shorter in full; a longer clip gets less headroom (down to none beyond 15 s), so only
+music at or faster than the target, with a bar line early enough, is stretched; the rest is
+kept unstretched and its report says why."""
 
 PEAK_CEILING_DBFS = -1.0
 """No clip is written louder than this peak."""
@@ -93,6 +102,8 @@ class Clip:
     path: Path | None = None
     loudness_lufs: float | None = None
     loudness_note: str | None = None
+    grid: ConformReport | None = None
+    """What the conform found and did (None only for a clip made without :func:`finish`)."""
 
     @property
     def seconds(self) -> float:
@@ -130,8 +141,16 @@ class Clip:
             "take": self.take,
             "rank": self.rank,
             "score": None if self.score is None else round(self.score, 5),
+            # the grid mode, what the analysis found (tempo, confidence, key) and what was done
+            "grid": {"grid": spec.grid} if self.grid is None else self.grid.as_dict(),
             "software": SOFTWARE,
         }
+
+    @property
+    def fits_grid(self) -> bool:
+        """True when the conform put this take's beats on the target grid (stretched, or found
+        on tempo and started on the bar line): what :func:`rank_takes` prefers."""
+        return self.grid is not None and self.grid.grid_error_ms is not None
 
 
 def resolve_seed(spec: ClipSpec) -> ClipSpec:
@@ -149,7 +168,12 @@ def plan_clip(
     frame_multiple: int = 4,
     crossfade_seconds: float = CROSSFADE_SECONDS,
 ) -> RenderPlan:
-    """Exact output length and render length for ``spec`` (already validated)."""
+    """Exact output length and render length for ``spec`` (already validated).
+
+    With ``spec.grid`` other than ``off`` the render is lengthened to the conform's headroom
+    (:func:`.conform.input_samples`, at most :data:`GRID_RENDER_CAP_SECONDS` unless the clip
+    needs more); the cut (``out_samples``, ``crossfade_samples``) is the same either way.
+    """
     if spec.seconds is not None:
         out_samples = seconds_samples(spec.seconds, spec.sample_rate)
     else:
@@ -159,7 +183,7 @@ def plan_clip(
             bpm=spec.bpm,
             sample_rate=spec.sample_rate,
         )
-    return plan_render(
+    plan = plan_render(
         out_samples=out_samples,
         out_rate=spec.sample_rate,
         loop=spec.loop,
@@ -168,6 +192,15 @@ def plan_clip(
         hop=hop,
         frame_multiple=frame_multiple,
     )
+    if spec.grid == "off":
+        return plan  # exactly today's render
+    cap = max(round(GRID_RENDER_CAP_SECONDS * plan.out_rate), plan.needed_samples)
+    wanted = min(input_samples(plan, spec), cap) + plan.margin_samples
+    model_samples = Samples(math.ceil(wanted * model_rate / plan.out_rate))
+    if model_samples <= plan.model_samples:
+        return plan
+    frames = frames_for_samples(model_samples, hop=hop, multiple=frame_multiple)
+    return replace(plan, model_samples=model_samples, frames=frames)
 
 
 def batch_key(spec: ClipSpec, plan: RenderPlan) -> tuple[int, int, str, bool]:
@@ -184,25 +217,23 @@ class Finished(NamedTuple):
     """The loudness the clip measures (only when a target was asked; None for silence)."""
     loudness_note: str | None = None
     """Why the loudness target was not reached, when it was not."""
+    grid: ConformReport | None = None
+    """What the conform found and did (:func:`.conform.conform`)."""
 
 
 def finish(
     wave: np.ndarray, plan: RenderPlan, spec: ClipSpec, *, model_rate: int = 16000
 ) -> Finished:
-    """The rendered waveform (model rate) made into the exact clip, with its level set."""
+    """The rendered waveform (model rate) made into the exact clip, with its level set.
+
+    The clip is conformed to the tempo grid as ``spec.grid`` says (:func:`.conform.conform`;
+    ``off`` is the plain resample, loop or cut with fades), then its level is set.
+    """
     if not np.isfinite(wave).all():
         # the engine checks its own output; this guards any other source of a waveform
         raise ModelError("non-finite samples (NaN or infinity) in the rendered waveform")
-    audio = resample(wave, model_rate, plan.out_rate)
-    if len(audio) < plan.needed_samples:
-        raise ValueError(
-            f"rendered {len(audio)} samples at {plan.out_rate} Hz, {plan.needed_samples} needed"
-        )
-    if plan.loop:
-        audio = make_loop(audio, plan.out_samples, plan.crossfade_samples)
-    else:
-        fade = min(round(EDGE_FADE_SECONDS * plan.out_rate), plan.out_samples // 8)
-        audio = cut_with_fades(audio, plan.out_samples, fade)
+    conformed = conform(wave, model_rate, spec, plan, mode=spec.grid)
+    audio = conformed.audio
     before = audio
     reached: float | None = None
     note: str | None = None
@@ -227,7 +258,9 @@ def finish(
     else:
         audio, _gain = protect_peak(audio, PEAK_CEILING_DBFS)
     gain_db = _gain_db(before, audio)
-    return Finished(np.ascontiguousarray(audio, dtype=np.float32), gain_db, reached, note)
+    return Finished(
+        np.ascontiguousarray(audio, dtype=np.float32), gain_db, reached, note, conformed.report
+    )
 
 
 def _gain_db(before: np.ndarray, after: np.ndarray) -> float:
@@ -289,7 +322,7 @@ def render_batch(
     model = engine.components.source
     for spec, plan, takes in zip(specs, plans, results, strict=True):
         per_spec = []
-        for rank, take in enumerate(takes):
+        for rank, take in enumerate(takes):  # the engine's order: best CLAP score first
             started = time.perf_counter()
             done = finish(take.waveform, plan, spec, model_rate=engine.model_rate)
             timings = dict(take.timings)
@@ -308,10 +341,25 @@ def render_batch(
                     timings=timings,
                     loudness_lufs=done.loudness_lufs,
                     loudness_note=done.loudness_note,
+                    grid=done.grid,
                 )
             )
-        clips.append(per_spec)
+        clips.append(rank_takes(per_spec))
     return clips
+
+
+def rank_takes(clips: Sequence[Clip]) -> list[Clip]:
+    """``clips`` (one spec's takes, best CLAP score first) ranked best first, ``rank`` renumbered.
+
+    The rule (docs/clips.md): a take whose beats the conform put on the grid
+    (:attr:`Clip.fits_grid`) comes before one it could not; among equals the CLAP score's
+    order stays. With ``grid`` ``check`` or ``off`` no take is put on the grid, so the score
+    alone ranks them.
+    """
+    ordered = sorted(clips, key=lambda clip: (not clip.fits_grid, clip.rank))
+    for rank, clip in enumerate(ordered):
+        clip.rank = rank
+    return ordered
 
 
 def acid_tempo(clip: Clip) -> tuple[float, int]:

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_NEGATIVE_PROMPT",
     "DEFAULT_PRESET",
+    "GRID_MODES",
     "LIMITS",
     "MAX_PROMPT_CHARS",
     "MIN_SECONDS",
@@ -59,6 +60,10 @@ SAMPLE_RATES = (16000, 44100, 48000)
 
 SAMPLE_FORMATS = ("pcm16", "pcm24", "float32")
 """WAV sample formats."""
+
+GRID_MODES = ("stretch", "check", "off")
+"""``grid`` option values (:mod:`.conform`): stretch the music onto the tempo grid and start it
+on the bar line, only analyse and report, or neither (exactly the plain cut)."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,9 @@ class ClipSpec:
 
     Length is ``bars`` × ``beats_per_bar`` beats at ``bpm``, or exactly ``seconds`` when given.
     ``seed`` None means "pick one"; the one used is always reported. ``takes`` > 1 renders that
-    many candidates (take k uses seed + k) and ranks them best-first against the prompt.
+    many candidates (take k uses seed + k) and ranks them best-first against the prompt and by
+    their grid fit. ``grid`` (:data:`GRID_MODES`) says whether the music is conformed to the
+    tempo grid (:func:`.conform.conform`).
     """
 
     prompt: str
@@ -205,6 +212,7 @@ class ClipSpec:
     sample_format: str = "pcm24"
     loudness_lufs: float | None = None
     name: str | None = None
+    grid: str = GRID_MODES[0]
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -255,6 +263,7 @@ class ClipSpec:
                 key="rate",
             )
         sample_format = check_choice("format", self.sample_format, SAMPLE_FORMATS)
+        grid = check_choice("grid", self.grid, GRID_MODES)
         loudness = None
         if self.loudness_lufs is not None:
             loudness = check_number("loudness", self.loudness_lufs)
@@ -276,6 +285,7 @@ class ClipSpec:
             takes=takes,
             scheduler=scheduler,
             sample_format=sample_format,
+            grid=grid,
             loudness_lufs=loudness,
             negative_prompt=" ".join(self.negative_prompt.split()),
         )

@@ -276,9 +276,14 @@ def test_messages_encode_python_types_as_osc_types():
 def test_replies_are_typed_and_misfits_stay_generic():
     assert parse_reply("/musicldm/queued", ["a-1", 0]) == Queued("a-1", 0)
     assert parse_reply("/musicldm/progress", [3, 1, 4]) == Progress(3, 1, 4)
+    # a daemon from before the grid fit sends six arguments: the rest keep their defaults
     done = parse_reply("/musicldm/done", ["a", "/x.wav", 2.0, 120.0, 1, 7])
     assert done == Done("a", "/x.wav", 2.0, 120.0, 1, 7)
-    assert done.args == ("a", "/x.wav", 2.0, 120.0, 1, 7)
+    assert done.args == ("a", "/x.wav", 2.0, 120.0, 1, 7, 0.0, 0.0, 1.0, -1.0, "")
+    fit = ["a", "/x.wav", 2.0, 120.0, 1, 7, 103.7, 0.91, 1.157, 1.5, "Am"]
+    done = parse_reply("/musicldm/done", fit)
+    assert done == Done("a", "/x.wav", 2.0, 120.0, 1, 7, 103.7, 0.91, 1.157, 1.5, "Am")
+    assert (done.detected_bpm, done.ratio, done.key) == (103.7, 1.157, "Am")
     assert parse_reply("/musicldm/fail", ["/musicldm/set", "bad_request", "no"]).is_request_failure
     assert parse_reply("/musicldm/done", ["a", "/x.wav"]) == Event(
         "/musicldm/done", ("a", "/x.wav")

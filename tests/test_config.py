@@ -98,7 +98,7 @@ def test_example_file_documents_every_key() -> None:
             )
     assert "[defaults]" in text and "[presets.live]" in text and "[presets.studio]" in text
     assert "[midi.cc.1]" in text
-    for key in ("preset", "bars", "takes", "loop", "priority"):
+    for key in ("preset", "bars", "takes", "loop", "grid", "priority"):
         assert f"# {key} = " in sections["defaults"]
 
 
@@ -353,6 +353,7 @@ CONFIG_ERRORS = _key_optional(
         ("[defaults]\npriority = 'now'\n", r"\[defaults\] priority must be one of live"),
         ("[defaults]\npreset = 'nope'\n", r"\[defaults\] preset names no preset.*live, studio"),
         ("[defaults]\nloop = 2\n", r"\[defaults\] loop must be an integer from 0 to 1"),
+        ("[defaults]\ngrid = 'loose'\n", r"\[defaults\] grid must be one of stretch, check, off"),
         ("[presets.live]\nsteps = 0\n", r"\[presets.live\] steps must be an integer from 1"),
         ("[presets.studio]\nguidance = 31\n", r"\[presets.studio\] guidance must be a number"),
         ("[presets.live]\nscheduler = 'magic'\n", r"\[presets.live\] scheduler must be one of"),
@@ -482,3 +483,16 @@ def test_parse_host_port_refuses(text: str) -> None:
 )
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+def test_grid_default_from_the_config_reaches_every_spec() -> None:
+    from daemon.app.defaults import Defaults
+    from daemon.wire.requests import GenerateOptions
+
+    config = load_config(None, {"defaults": {"grid": "CHECK"}})
+    assert config.defaults["grid"] == "check"
+    defaults = Defaults(config, tempo=lambda: 120.0)
+    assert defaults.build_spec("x", None).grid == "check"
+    assert defaults.build_spec("x", GenerateOptions(grid="off")).grid == "off"  # request wins
+    assert Defaults(load_config(None), tempo=lambda: 120.0).build_spec("x", None).grid == "stretch"
+    assert defaults.value_of("grid") == "check"

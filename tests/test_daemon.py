@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -198,6 +199,34 @@ def test_status_ping_get_set_and_notify(raw, client, daemon):
         assert sf.info(done.path).frames == _expected_samples(2, 4, daemon.tempo)
     finally:
         listener.close()
+
+
+def test_done_ends_with_the_grid_fit_and_grid_is_an_option(client, raw, daemon):
+    """/musicldm/done keeps its first six arguments and adds the take's grid fit after them;
+    ``grid`` is a generate option, refused by name when it is not one of its words."""
+    raw.send("/musicldm/generate", "fit", "id", 41, "grid", "check", "steps", 3, "seed", 2)
+    done = raw.wait_for("/musicldm/done", 60)
+    assert done[0] == 41 and done[4] == 1 and done[5] == 2  # id path seconds bpm bars seed
+    detected_bpm, confidence, ratio, grid_error_ms, key = done[6:]
+    assert detected_bpm >= 0.0 and 0.0 <= confidence <= 1.0 and isinstance(key, str)
+    assert ratio == 1.0 and grid_error_ms == -1.0  # check: analysed, not put on the grid
+    settings = json.loads(read_clip_info(Path(done[1]))["info"]["comment"])
+    assert settings["grid"]["grid"] == "check"
+    assert settings["grid"]["detected"]["tempo_bpm"] in (None, pytest.approx(detected_bpm, 1e-3))
+    # the client reads the new arguments by the contract's names
+    typed = client.generate("fit", grid="off", **FAST).wait()
+    assert (typed.detected_bpm, typed.ratio, typed.grid_error_ms, typed.key) == (0, 1, -1, "")
+    assert json.loads(read_clip_info(Path(typed.path))["info"]["comment"])["grid"] == {
+        "grid": "off",
+        "stretched": False,
+        "ratio": 1.0,
+        "start_s": 0.0,
+        "grid_error_ms": None,
+        "transpose_semitones": 0.0,
+        "note": None,
+    }
+    with pytest.raises(JobFailed, match="grid must be one of stretch, check, off, got 'loose'"):
+        client.generate("fit", grid="loose").wait()
 
 
 def test_failed_job_reports_the_code(client):
@@ -401,3 +430,40 @@ def test_every_oscsend_line_in_the_docs_has_one_type_per_value():
                 assert len(types) == len(values), f"{doc.name}: {command}"
                 checked += 1
     assert checked >= 10
+
+
+def test_the_worker_warms_the_grid_analysis_on_its_own_thread_before_any_job():
+    from daemon.jobs.queue import JobQueue
+    from daemon.jobs.worker import Worker
+
+    warmed = threading.Event()
+    seen: list[str] = []
+
+    def warm_up() -> None:
+        seen.append(threading.current_thread().name)
+        warmed.set()
+        raise RuntimeError("a failed warm-up only logs")  # and the worker keeps running
+
+    worker = Worker(None, JobQueue(), journal=None, delivery=None, events=None, warm_up=warm_up)  # type: ignore[arg-type]
+    worker.start()
+    try:
+        assert warmed.wait(10) and seen == ["worker"]
+        assert worker.alive
+    finally:
+        assert worker.stop()
+
+
+def test_numba_gets_a_user_cache_only_where_librosa_cannot_keep_one(monkeypatch, tmp_path):
+    from daemon.app import daemon as module
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(module.os, "access", lambda path, mode: True)
+    module._numba_cache_dir()  # numba caches beside librosa's sources
+    assert "NUMBA_CACHE_DIR" not in os.environ
+    monkeypatch.setattr(module.os, "access", lambda path, mode: False)
+    monkeypatch.setattr("platformdirs.user_cache_dir", lambda name: str(tmp_path / name))
+    module._numba_cache_dir()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "musicldm-daemon" / "numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/mine")
+    module._numba_cache_dir()
+    assert os.environ["NUMBA_CACHE_DIR"] == "/mine"  # an explicit choice is left alone

@@ -75,7 +75,16 @@ TINY_MODEL: dict[tuple[str, str], str] = {
 }
 """(page, start of a command) -> why that command runs with ``--model tiny`` here."""
 
-DAEMON_SUBCOMMANDS = {"render", "clips", "midi-ports", "audio-devices", "-h", "--help", "--version"}
+DAEMON_SUBCOMMANDS = {
+    "render",
+    "conform",
+    "clips",
+    "midi-ports",
+    "audio-devices",
+    "-h",
+    "--help",
+    "--version",
+}
 LISTENING = re.compile(r"listening on udp (?P<host>\S+):(?P<port>\d+)")
 WAIT_S = 90.0  # generous: two cores shared with other work, and a daemon loads torch first
 

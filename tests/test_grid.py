@@ -8,10 +8,14 @@ detector (librosa's, independent of the analysis), so the detector's own bias ca
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from musicldm_core.conform import (
     MAX_RATIO,
@@ -22,10 +26,11 @@ from musicldm_core.conform import (
     key_shift_semitones,
     stretch,
 )
-from musicldm_core.dsp import make_loop
+from musicldm_core.dsp import make_loop, protect_peak, resample
 from musicldm_core.grid import analyse, parse_key, warm_up
-from musicldm_core.render import finish, plan_clip
+from musicldm_core.render import PEAK_CEILING_DBFS, finish, plan_clip
 from musicldm_core.spec import ClipSpec
+from musicldm_core.wavfile import read_clip_info
 from tests.grooves import chord_progression, groove, pad
 
 RATE = 44100
@@ -229,17 +234,37 @@ def test_beyond_the_stretch_limit_the_clip_is_kept_unstretched() -> None:
     assert inside.report.stretched, inside.report.note
 
 
+def _finish_as_before(wave: np.ndarray, model_rate: int, plan) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """What render.finish made of a waveform before the grid: resample, loop, peak ceiling."""
+    audio = make_loop(resample(wave, model_rate, plan.out_rate), plan.out_samples,
+                      plan.crossfade_samples)  # fmt: skip
+    return protect_peak(audio, PEAK_CEILING_DBFS)[0]
+
+
 def test_grid_off_is_bit_identical_to_today() -> None:
     spec = _spec()
     plan = plan_clip(spec)
     audio = 0.5 * _model_audio(spec, 104.0, start_s=0.2)  # under the peak ceiling: no gain
     model_wave = np.asarray(audio[::3][: math.ceil(len(audio) / 3)], np.float32)  # ~14.7 kHz
-    today = finish(model_wave, plan, spec, model_rate=14700)
+    before = _finish_as_before(model_wave, 14700, plan)
     for mode in ("off", "check"):
         done = conform(model_wave, 14700, spec, plan, mode=mode)
-        np.testing.assert_array_equal(done.audio, today.audio)
+        np.testing.assert_array_equal(done.audio, before)
         assert not done.report.stretched
+        finished = finish(model_wave, plan, replace(spec, grid=mode), model_rate=14700)
+        np.testing.assert_array_equal(finished.audio, before)
+        assert finished.grid is not None and finished.grid.mode == mode
     assert conform(model_wave, 14700, spec, plan, mode="check").report.grid is not None
+    # and the default, stretch, did put this 104 BPM groove on the 120 BPM grid
+    stretched = finish(model_wave, plan, spec, model_rate=14700)
+    assert stretched.grid is not None and stretched.grid.stretched
+    assert not np.array_equal(stretched.audio, before)
+    # loud audio: the peak ceiling turns grid off's clip down exactly as before
+    loud = 4.0 * model_wave
+    np.testing.assert_array_equal(
+        finish(loud, plan, replace(spec, grid="off"), model_rate=14700).audio,
+        _finish_as_before(loud, 14700, plan),
+    )
 
 
 def test_transposes_tonal_material_to_a_key() -> None:
@@ -271,3 +296,73 @@ def test_input_samples_cover_the_slowest_stretch_and_a_bar_of_search() -> None:
     assert input_samples(plan, spec) >= MAX_RATIO * (plan.needed_samples + bar)
     short = _spec(bars=1, beats=1)
     assert input_samples(plan_clip(short), short) >= 3 * RATE
+
+
+# --- musicldm-daemon conform --------------------------------------------------------------------
+
+
+def _conform_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from daemon.cli import main
+
+    code = main(["conform", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_conform_command_puts_a_file_on_the_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(bars=2)
+    source = tmp_path / "groove at 100.wav"
+    sf.write(source, _model_audio(spec, 100.0, start_s=0.37), RATE, subtype="PCM_24")
+    code, out, err = _conform_cli(
+        [str(source), "--bpm", "120", "--bars", "2", "--out", str(tmp_path / "o")], capsys
+    )
+    assert code == 0, err
+    path = Path(out.strip())
+    assert path.parent == tmp_path / "o" and path.is_file()
+    assert "detected 100.0 BPM" in err and "stretched ×1.200" in err
+    assert "first bar line at 0.37" in err
+    audio, rate = sf.read(path, dtype="float32")
+    assert rate == RATE and len(audio) == plan_clip(spec).out_samples == 2 * 2 * RATE
+    tags = read_clip_info(path)
+    assert tags["acid"]["bpm"] == pytest.approx(120.0) and tags["acid"]["beats"] == 8
+    assert tags["loops"] == [(0, len(audio) - 1)]
+    settings = json.loads(tags["info"]["comment"])
+    assert settings["grid"]["stretched"] and settings["grid"]["ratio"] == pytest.approx(
+        1.2, abs=0.003
+    )
+    assert settings["source"] == str(source)
+    # on the grid as a listener hears it: against the groove played straight at 120 BPM
+    phase, spread, matched = _grid_fit(audio, _reference(spec, 0.5))
+    assert abs(phase) <= PHASE_MS and spread <= SPREAD_MS and matched > 0.9, (phase, spread)
+
+
+def test_conform_command_keeps_a_beatless_file_exact_and_unstretched(
+    tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    spec = _spec(bars=1, loop=False)
+    source = tmp_path / "pad.flac"
+    sf.write(source, pad(seconds=4.0), RATE)
+    argv = [str(source), "--bpm", "120", "--bars", "1", "--no-loop", "--out", str(tmp_path)]
+    code, out, err = _conform_cli(argv, capsys)
+    assert code == 0, err
+    audio, _ = sf.read(Path(out.strip()), dtype="float32")
+    assert len(audio) == plan_clip(spec).out_samples
+    assert "kept unstretched" in err and "cut from the start" in err
+
+
+def test_conform_command_refuses_what_it_cannot_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros(RATE // 2, np.float32), RATE)
+    code, _, err = _conform_cli([str(short), "--bpm", "120", "--bars", "1"], capsys)
+    assert code == 2 and "need at least" in err
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio")
+    code, _, err = _conform_cli([str(text), "--bpm", "120", "--bars", "1"], capsys)
+    assert code == 2 and "cannot read" in err
+    code, _, err = _conform_cli([str(short), "--bpm", "1000", "--bars", "1"], capsys)
+    assert code == 2 and "bpm must be" in err
+    assert not list(tmp_path.glob("*.wav"))[1:]  # nothing written beside the input

@@ -699,7 +699,11 @@ def test_reply_table() -> None:
             *("value", "status.reply", "pong"),
         ]
     }
-    assert REPLIES["/musicldm/done"].arguments == ("id", "path", "seconds", "bpm", "bars", "seed")
+    # the first six are what patches read; the grid fit was added after them, never before
+    assert REPLIES["/musicldm/done"].arguments == (
+        *("id", "path", "seconds", "bpm", "bars", "seed"),
+        *("detected_bpm", "confidence", "ratio", "grid_error_ms", "key"),
+    )
     assert REPLIES["/musicldm/fail"].arguments == ("id", "code", "message")
 
 
@@ -721,8 +725,21 @@ def test_reply_helpers() -> None:
     assert contract.progress(1, 5, 20).args == [1, 5, 20]
     done = contract.done(1, Path("/o/a.wav"), seconds=2, bpm=120, bars=1, seed=7)
     assert done.address == "/musicldm/done"
-    assert done.args == [1, "/o/a.wav", 2.0, 120.0, 1, 7]
-    assert [type(v) for v in done.args] == [int, str, float, float, int, int]
+    assert done.args == [1, "/o/a.wav", 2.0, 120.0, 1, 7, 0.0, 0.0, 1.0, -1.0, ""]
+    assert [type(v) for v in done.args] == [int, str, float, float, int, int] + [float] * 4 + [str]
+    grid = {
+        "grid": "stretch",
+        "ratio": 1.157,
+        "grid_error_ms": 1.5,
+        "detected": {"tempo_bpm": 103.7, "confidence": 0.91, "key": "Am"},
+    }
+    fit = contract.done(1, "/o/a.wav", seconds=2, bpm=120, bars=1, seed=7, grid=grid).args[6:]
+    assert fit == [103.7, 0.91, 1.157, 1.5, "Am"]
+    # a file's settings from an older daemon, or a report without a beat
+    unfit = {"grid": "stretch", "ratio": 1.0, "grid_error_ms": None, "detected": {"key": None}}
+    for settings in (unfit, "junk", {"detected": "junk"}):
+        args = contract.done(1, "/a.wav", seconds=2, bpm=120, bars=1, seed=7, grid=settings).args
+        assert args[6:] == [0.0, 0.0, 1.0, contract.NO_GRID_ERROR_MS, ""]
 
 
 def test_pong_keeps_every_argument_type() -> None:

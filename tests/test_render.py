@@ -12,11 +12,30 @@ import soundfile as sf
 import torch
 
 from daemon.cli import main as cli_main
-from musicldm_core.beats import clip_samples
-from musicldm_core.dsp import integrated_loudness, peak_dbfs, resample, seam_jump, step_percentile
+from musicldm_core.beats import clip_samples, plan_render
+from musicldm_core.conform import ConformReport, input_samples
+from musicldm_core.dsp import (
+    integrated_loudness,
+    make_loop,
+    peak_dbfs,
+    protect_peak,
+    resample,
+    seam_jump,
+    step_percentile,
+)
 from musicldm_core.engine import RenderItem
 from musicldm_core.errors import ModelError
-from musicldm_core.render import finish, plan_clip, render_batch, resolve_seed, save_clip
+from musicldm_core.render import (
+    GRID_RENDER_CAP_SECONDS,
+    PEAK_CEILING_DBFS,
+    batch_key,
+    finish,
+    plan_clip,
+    rank_takes,
+    render_batch,
+    resolve_seed,
+    save_clip,
+)
 from musicldm_core.spec import ClipSpec
 from musicldm_core.wavfile import read_clip_info
 
@@ -280,3 +299,87 @@ def test_cli_missing_weights_says_how_to_fetch_them(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "could not be downloaded" in err and "--model" in err
     assert not list(tmp_path.iterdir())
+
+
+# -- the grid in every render -------------------------------------------------------------------
+
+
+def test_grid_renders_headroom_and_off_renders_the_old_length():
+    off = _spec(bars=1, bpm=120, seed=1, grid="off")
+    old = plan_render(out_samples=88200, out_rate=44100, loop=True)
+    assert plan_clip(off) == old  # grid off: the plan (and so the render) of before
+    on = replace(off, grid="stretch")
+    plan = plan_clip(on)
+    assert (plan.out_samples, plan.crossfade_samples) == (old.out_samples, old.crossfade_samples)
+    # the conform's headroom, in model frames: 5.5 s instead of 2.09 s for 1 bar at 120
+    assert plan.frames * 160 / 16000 * 44100 >= input_samples(plan, on) + plan.margin_samples
+    assert plan.frames % 4 == 0 and 552 <= plan.frames <= 560
+    assert batch_key(on, plan) != batch_key(off, plan_clip(off))
+    # long clips: the headroom is capped (and a clip longer than the cap gets none)
+    four = plan_clip(replace(on, bars=4, bpm=100))
+    assert four.frames * 160 / 16000 <= GRID_RENDER_CAP_SECONDS + 0.1
+    long = replace(on, bars=8, bpm=120)
+    assert plan_clip(long) == plan_clip(replace(long, grid="off"))
+
+
+def test_grid_off_renders_bit_identical_to_before(tiny_engine):
+    """grid off: the old plan, and the take finished exactly as render.finish did before the
+    grid (resample, loop, peak ceiling)."""
+    spec = _spec(bars=1, bpm=120, seed=5, grid="off", sample_rate=48000)
+    plan = plan_clip(spec)
+    clip = render_batch(tiny_engine, [spec])[0][0]
+    raw = tiny_engine.generate(
+        [RenderItem(spec.prompt, spec.negative_prompt, spec.guidance, (5,))],
+        frames=plan.frames,
+        steps=spec.steps,
+        scheduler=spec.scheduler,
+    )[0][0].waveform
+    audio = make_loop(resample(raw, 16000, 48000), plan.out_samples, plan.crossfade_samples)
+    before = protect_peak(audio, PEAK_CEILING_DBFS)[0]
+    np.testing.assert_array_equal(finish(raw, plan, spec).audio, before)
+    np.testing.assert_allclose(clip.audio, before, atol=1e-4)  # the same render, batched
+    assert clip.grid is not None and clip.grid.mode == "off" and clip.grid.grid is None
+    assert clip.settings()["grid"]["grid"] == "off"
+
+
+def test_every_take_reports_its_grid_fit(tiny_engine, tmp_path):
+    spec = _spec(bars=1, seed=3)  # grid stretch, the default
+    clip = render_batch(tiny_engine, [spec])[0][0]
+    assert clip.grid is not None and clip.grid.mode == "stretch"
+    # the tiny model's noise has no beat: kept unstretched (cut as today), and says why
+    assert not clip.grid.stretched and "kept unstretched" in (clip.grid.note or "")
+    assert len(clip.audio) == plan_clip(spec).out_samples
+    settings = json.loads(read_clip_info(save_clip(clip, tmp_path))["info"]["comment"])
+    assert settings["grid"]["grid"] == "stretch"
+    assert settings["grid"]["ratio"] == 1.0 and "detected" in settings["grid"]
+    assert "kept unstretched" in settings["grid"]["note"]
+
+
+def test_takes_on_the_grid_rank_first_then_by_score(tiny_engine):
+    spec = _spec(bars=1, takes=3, seed=20)
+    clips = render_batch(tiny_engine, [spec])[0]
+    assert [c.rank for c in clips] == [0, 1, 2]
+    on_grid = ConformReport("stretch", stretched=True, ratio=1.1, grid_error_ms=2.0)
+    worst = clips[-1]
+    worst.grid = on_grid  # as if the conform had put the lowest-scored take on the grid
+    ranked = rank_takes(clips)
+    assert ranked[0] is worst and [c.rank for c in ranked] == [0, 1, 2]
+    rest = [c.score for c in ranked[1:]]
+    assert rest == sorted(rest, reverse=True)  # the others keep the CLAP order
+
+
+def test_render_cli_takes_grid(tmp_path, model_cache, capsys, monkeypatch):
+    monkeypatch.setattr("musicldm_core.testmodels.default_cache_root", lambda: model_cache)
+    state = tmp_path / "state"
+    argv = ["render", "gridded", "--model", "tiny", "--steps", "2", "--seed", "1"]
+    argv += ["--out", str(tmp_path), "--state", str(state), "--grid", "check"]
+    assert cli_main(argv) == 0
+    captured = capsys.readouterr()
+    path = Path(captured.out.strip())
+    assert json.loads(read_clip_info(path)["info"]["comment"])["grid"]["grid"] == "check"
+    assert "BPM" in captured.err or "no beat" in captured.err
+    assert cli_main(["clips", "--state", str(state)]) == 0
+    assert "grid check" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["render", "x", "--grid", "loose"])
+    assert "invalid choice: 'loose'" in capsys.readouterr().err

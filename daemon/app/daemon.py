@@ -60,6 +60,33 @@ def spec_from_dict(data: dict[str, Any]) -> ClipSpec:
     return ClipSpec(**{k: v for k, v in data.items() if k in _SPEC_FIELDS})
 
 
+def _warm_grid() -> None:
+    """Compile (or load from numba's cache) the grid analysis' code: on the worker thread."""
+    from musicldm_core.grid import warm_up
+
+    warm_up()
+
+
+def _numba_cache_dir() -> None:
+    """Give numba a cache folder the user can write when librosa's own is not (a system-wide
+    install): its compiled analysis code is then kept between starts instead of compiled again
+    each time (tens of seconds). An explicit ``NUMBA_CACHE_DIR`` is left alone."""
+    import importlib.util
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    found = importlib.util.find_spec("librosa")
+    if found is None or found.origin is None:
+        return
+    if os.access(Path(found.origin).parent, os.W_OK):
+        return  # numba caches beside librosa's sources
+    from platformdirs import user_cache_dir
+
+    folder = Path(user_cache_dir("musicldm-daemon")) / "numba"
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    log.info("numba's cache: %s (librosa's folder is not writable)", folder)
+
+
 class Daemon:
     """The long-running process's parts, their order of start and stop, and the job system's
     front door (:meth:`submit`, :meth:`cancel_jobs`)."""
@@ -111,6 +138,7 @@ class Daemon:
         from daemon.jobs.worker import Worker
 
         try:
+            _numba_cache_dir()
             self._open_state()
             self.delivery.prepare(started=self.started_at)
             if self.engine is None:
@@ -124,6 +152,7 @@ class Daemon:
                 events=self.replies,
                 max_batch_takes=self._max_batch(),
                 progress_rate_hz=self.config.progress_rate_hz,
+                warm_up=_warm_grid if self.config.warmup else None,
             )
             self.osc = self._open_osc()
             self.replies.replier = self.osc.replier
@@ -435,6 +464,7 @@ class Daemon:
                         bpm=spec.bpm,
                         bars=0 if bars is None else bars,
                         seed=seed,
+                        grid=settings.get("grid"),
                     ),
                     job.origin,
                 )

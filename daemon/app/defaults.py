@@ -133,6 +133,7 @@ class Defaults:
             scheduler=self.resolve(options, "scheduler"),
             takes=self.resolve(options, "takes"),
             loop=bool(self.resolve(options, "loop")),
+            grid=self.resolve(options, "grid"),
             sample_rate=self._config.sample_rate,
             sample_format=self._config.sample_format,
             loudness_lufs=self._config.loudness_lufs,

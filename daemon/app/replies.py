@@ -99,6 +99,7 @@ class Replies:
                 bpm=spec.bpm,
                 bars=bars,
                 seed=clip.seed,
+                grid=clip.settings()["grid"],
             ),
             job.origin,
         )

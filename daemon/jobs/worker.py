@@ -71,8 +71,12 @@ class Worker:
         max_batch_takes: int = 4,
         progress_rate_hz: float = 20.0,
         clip_listeners: Sequence[Callable[[Job, Clip], None]] = (),
+        warm_up: Callable[[], object] | None = None,
     ) -> None:
         self.engine = engine
+        self.warm_up = warm_up
+        """Run once on the thread before the first job (the grid analysis' JIT compile), so
+        that the first request does not pay for it; None skips it."""
         self.queue = queue
         self.journal = journal
         self.delivery = delivery
@@ -123,6 +127,11 @@ class Worker:
         return batch_key(job.spec, plan)
 
     def _run(self) -> None:
+        if self.warm_up is not None:
+            try:
+                self.warm_up()
+            except Exception:  # only slower first renders: never a reason to stop rendering
+                log.warning("the grid analysis could not be warmed up", exc_info=True)
         try:
             while not self._stopping.is_set():
                 self._one_batch()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -26,6 +27,7 @@ from musicldm_core.errors import BadRequest, MusicLDMError
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_PRESET,
+    GRID_MODES,
     LIMITS,
     MAX_PROMPT_CHARS,
     SCHEDULER_NAMES,
@@ -246,6 +248,14 @@ GENERATE_OPTIONS: dict[str, Option] = {
             LIMITS["loop"],
             value=True,
         ),
+        Option(
+            "grid",
+            "string",
+            GRID_MODES[0],
+            "put the music on the tempo grid: `stretch`, `check` (report only) or `off`",
+            choices=GRID_MODES,
+            value=GRID_MODES[0],
+        ),
         Option("name", "string", "from prompt", "file name stem", words=True),
         _limited("slot", "int", "–", "load the result into this slot when done"),
         Option(
@@ -375,7 +385,11 @@ REPLIES: dict[str, Reply] = {
     PREFIX + "started": Reply(("id",), "its render began"),
     PREFIX + "progress": Reply(("id", "step", "total"), "during the render"),
     PREFIX + "done": Reply(
-        ("id", "path", "seconds", "bpm", "bars", "seed"), "the file is complete on disk"
+        (
+            *("id", "path", "seconds", "bpm", "bars", "seed"),
+            *("detected_bpm", "confidence", "ratio", "grid_error_ms", "key"),
+        ),
+        "the file is complete on disk; then the grid fit (arguments added at the end)",
     ),
     PREFIX + "fail": Reply(("id", "code", "message"), "the job or request failed"),
     PREFIX + "playing": Reply(("index", "path"), "a clip became audible"),
@@ -431,13 +445,42 @@ def progress(job_id: JobId, step: int, total: int) -> Message:
     return Message(PREFIX + "progress", [job_id, int(step), int(total)])
 
 
+NO_GRID_ERROR_MS = -1.0
+"""``grid_error_ms`` of ``/musicldm/done`` when the take was not put on the grid (OSC has no
+None): kept unstretched, or ``grid`` ``check`` or ``off``."""
+
+
 def done(
-    job_id: JobId, path: object, *, seconds: float, bpm: float, bars: int, seed: int
+    job_id: JobId,
+    path: object,
+    *,
+    seconds: float,
+    bpm: float,
+    bars: int,
+    seed: int,
+    grid: Mapping[str, Any] | None = None,
 ) -> Message:
     """``/musicldm/done``: file path, length in seconds, tempo in BPM, bars (0 when the clip was
-    asked for in seconds) and the seed used."""
+    asked for in seconds) and the seed used; then the grid fit from ``grid`` (the clip's
+    ``settings()["grid"]``, a conform report's ``as_dict()``): the detected tempo (0: none
+    found, or ``grid off``), its confidence (0–1), the stretch ratio (1: unstretched), the
+    remaining grid error in ms (:data:`NO_GRID_ERROR_MS` when not on the grid) and the detected
+    key ("" when none). They come after the first six so that patches reading those still work.
+    """
+    grid = grid if isinstance(grid, Mapping) else {}  # a file's settings: anything may be there
+    detected = grid.get("detected")
+    detected = detected if isinstance(detected, Mapping) else {}
+    error = grid.get("grid_error_ms")
     return Message(
-        PREFIX + "done", [job_id, str(path), float(seconds), float(bpm), int(bars), int(seed)]
+        PREFIX + "done",
+        [
+            *(job_id, str(path), float(seconds), float(bpm), int(bars), int(seed)),
+            float(detected.get("tempo_bpm") or 0.0),
+            float(detected.get("confidence") or 0.0),
+            float(grid.get("ratio") or 1.0),
+            NO_GRID_ERROR_MS if error is None else float(error),
+            str(detected.get("key") or ""),
+        ],
     )
 
 

@@ -92,6 +92,7 @@ class GenerateOptions:
     scheduler: str | None = None
     preset: str | None = None
     loop: bool | None = None
+    grid: str | None = None
     name: str | None = None
     slot: int | None = None
     play: bool | None = None
