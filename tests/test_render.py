@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,6 +41,13 @@ from musicldm_core.spec import ClipSpec
 from musicldm_core.wavfile import read_clip_info
 
 FAST = {"steps": 4}
+
+
+def _raw_waveform(engine: Any, spec: ClipSpec, plan: Any, *, seed: int) -> np.ndarray:
+    """The engine's own waveform for ``spec`` at ``seed``, before the clip is made from it."""
+    item = RenderItem(spec.prompt, spec.negative_prompt, spec.guidance, (seed,))
+    frames, steps, scheduler = plan.frames, spec.steps, spec.scheduler
+    return engine.generate([item], frames=frames, steps=steps, scheduler=scheduler)[0][0].waveform
 
 
 def _spec(**kwargs) -> ClipSpec:
@@ -96,12 +104,7 @@ def test_equal_power_crossfade_keeps_the_continuation_at_the_seam(tiny_engine):
     take = render_batch(tiny_engine, [spec])[0][0]
     assert take.plan.crossfade_samples > 0
     # sample 0 of the loop is (almost only) the render's continuation past the loop end
-    raw = tiny_engine.generate(
-        [RenderItem(spec.prompt, spec.negative_prompt, spec.guidance, (9,))],
-        frames=plan.frames,
-        steps=spec.steps,
-        scheduler=spec.scheduler,
-    )[0][0].waveform
+    raw = _raw_waveform(tiny_engine, spec, plan, seed=9)
     assert take.audio[0] == pytest.approx(raw[plan.out_samples], abs=1e-4)
     assert take.audio[plan.crossfade_samples + 5] == pytest.approx(
         raw[plan.crossfade_samples + 5], abs=1e-4
@@ -328,12 +331,7 @@ def test_grid_off_renders_bit_identical_to_before(tiny_engine):
     spec = _spec(bars=1, bpm=120, seed=5, grid="off", sample_rate=48000)
     plan = plan_clip(spec)
     clip = render_batch(tiny_engine, [spec])[0][0]
-    raw = tiny_engine.generate(
-        [RenderItem(spec.prompt, spec.negative_prompt, spec.guidance, (5,))],
-        frames=plan.frames,
-        steps=spec.steps,
-        scheduler=spec.scheduler,
-    )[0][0].waveform
+    raw = _raw_waveform(tiny_engine, spec, plan, seed=5)
     audio = make_loop(resample(raw, 16000, 48000), plan.out_samples, plan.crossfade_samples)
     before = protect_peak(audio, PEAK_CEILING_DBFS)[0]
     np.testing.assert_array_equal(finish(raw, plan, spec).audio, before)
