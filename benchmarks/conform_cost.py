@@ -4,7 +4,7 @@
 
 Synthetic grooves (tests/grooves.py) played at 108 BPM are conformed to 120 BPM, 4/4, at
 44.1 kHz, from as much audio as :func:`musicldm_core.conform.input_samples` asks the engine to
-render. Timed after :func:`musicldm_core.grid.warm_up`, on one thread (BLAS and FFT pools are
+render. Timed after :func:`musicldm_core.conform.warm_up`, on one thread (BLAS and FFT pools are
 limited to one before numpy loads), as the median of N runs: the analysis alone
 (:func:`~musicldm_core.grid.analyse`), the stretch alone, and the whole :func:`conform` (which
 also resamples and makes the loop). Prints a table and writes
@@ -32,8 +32,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import write_results
-from musicldm_core.conform import conform, input_samples, stretch
-from musicldm_core.grid import analyse, warm_up
+from musicldm_core.conform import conform, input_samples, stretch, warm_up
+from musicldm_core.grid import analyse
 from musicldm_core.render import plan_clip
 from musicldm_core.spec import ClipSpec
 from tests.grooves import groove

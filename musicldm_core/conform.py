@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .beats import RenderPlan
 from .dsp import cut_with_fades, make_loop, resample
-from .grid import CLEAR_BEAT, GridReport, analyse, parse_key
+from .grid import ANALYSIS_RATE, CLEAR_BEAT, GridReport, analyse, parse_key
 from .spec import GRID_MODES, ClipSpec
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "input_samples",
     "key_shift_semitones",
     "stretch",
+    "warm_up",
 ]
 
 log = logging.getLogger(__name__)
@@ -344,3 +346,25 @@ def conform(
             grid=found,
         ),
     )
+
+
+def warm_up() -> float:
+    """Run the analysis (and the stretcher) once on a short click track; returns seconds taken.
+
+    librosa compiles numba code on first use; the daemon calls this at start so that the first
+    request does not pay for it.
+    """
+    started = time.perf_counter()
+    rate = ANALYSIS_RATE
+    clicks = np.zeros(3 * rate, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    for beat in range(6):
+        at = round(beat * 0.5 * rate)
+        clicks[at : at + 500] += (rng.standard_normal(500) * np.exp(-np.arange(500) / 80)).astype(
+            np.float32
+        )
+    analyse(clicks, rate, target_bpm=120.0)
+    stretch(clicks, rate, 1.1)
+    seconds = time.perf_counter() - started
+    log.info("grid analysis warmed up in %.2f s", seconds)
+    return seconds

@@ -24,7 +24,7 @@ How it works:
    profiles in all 12 keys.
 
 librosa's first call compiles numba code (tens of seconds in a fresh environment, a few seconds
-from numba's on-disk cache): call :func:`warm_up` at start, not on the first request.
+from numba's on-disk cache): call :func:`.conform.warm_up` at start, not on the first request.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -47,7 +46,6 @@ __all__ = [
     "detect_key",
     "parse_key",
     "to_mono",
-    "warm_up",
 ]
 
 log = logging.getLogger(__name__)
@@ -606,27 +604,3 @@ def analyse(
         key_confidence=key_confidence,
         note=None if confidence >= CLEAR_BEAT else f"no clear beat (confidence {confidence:.2f})",
     )
-
-
-def warm_up() -> float:
-    """Run the analysis (and the stretcher) once on a short click track; returns seconds taken.
-
-    librosa compiles numba code on first use; the daemon calls this at start so that the first
-    request does not pay for it.
-    """
-    started = time.perf_counter()
-    rate = ANALYSIS_RATE
-    clicks = np.zeros(3 * rate, dtype=np.float32)
-    rng = np.random.default_rng(0)
-    for beat in range(6):
-        at = round(beat * 0.5 * rate)
-        clicks[at : at + 500] += (rng.standard_normal(500) * np.exp(-np.arange(500) / 80)).astype(
-            np.float32
-        )
-    analyse(clicks, rate, target_bpm=120.0)
-    from .conform import stretch
-
-    stretch(clicks, rate, 1.1)
-    seconds = time.perf_counter() - started
-    log.info("grid analysis warmed up in %.2f s", seconds)
-    return seconds

@@ -25,9 +25,10 @@ from musicldm_core.conform import (
     input_samples,
     key_shift_semitones,
     stretch,
+    warm_up,
 )
 from musicldm_core.dsp import make_loop, protect_peak, resample
-from musicldm_core.grid import analyse, parse_key, warm_up
+from musicldm_core.grid import analyse, parse_key
 from musicldm_core.render import PEAK_CEILING_DBFS, finish, plan_clip
 from musicldm_core.spec import ClipSpec
 from musicldm_core.wavfile import read_clip_info

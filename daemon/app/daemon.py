@@ -62,7 +62,7 @@ def spec_from_dict(data: dict[str, Any]) -> ClipSpec:
 
 def _warm_grid() -> None:
     """Compile (or load from numba's cache) the grid analysis' code: on the worker thread."""
-    from musicldm_core.grid import warm_up
+    from musicldm_core.conform import warm_up
 
     warm_up()
 
