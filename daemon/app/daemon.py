@@ -519,8 +519,6 @@ class Daemon:
             self._next_id = value + 1
             return value
 
-    _new_id = new_id  # the live code's name for it
-
     def _saw_id(self, job_id: JobId) -> None:
         """A client chose ``job_id``: the daemon's own ids go above it from now on."""
         if isinstance(job_id, int) and not isinstance(job_id, bool) and job_id <= ID_MAX:
@@ -535,9 +533,9 @@ class Daemon:
         return self.defaults.build_spec(prompt, options, tempo=tempo)
 
     def set_default(self, key: str, value: Any) -> None:
-        """Change a default for later requests (a MIDI CC; ``/musicldm/set`` goes through the
-        handlers)."""
-        if key == "bpm":
+        """Change a default for later requests (``/musicldm/set``, a MIDI CC); ``None`` forgets
+        it. ``bpm`` is the session's tempo, not a default of its own."""
+        if key == "bpm" and value is not None:
             self.set_tempo(float(value))
         self.defaults.set(key, value)
 
@@ -720,10 +718,6 @@ class Daemon:
             "out": str(self.config.out),
             "worker": "ok" if (dead := self.worker_dead()) is None else f"dead ({dead})",
         }
-
-    def value_of(self, key: str) -> Any:
-        """The value a later request would use for ``key`` (as ``/musicldm/get`` answers)."""
-        return self.handlers.value_of(key)
 
     # -- running -----------------------------------------------------------------------------------
 

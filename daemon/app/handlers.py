@@ -61,6 +61,8 @@ class App(JobSystem, Protocol):
 
     def new_id(self) -> int: ...
 
+    def set_default(self, key: str, value: Any) -> None: ...
+
     def live_or_refuse(self, what: str) -> Any: ...
 
     def live_missing(self) -> str | None: ...
@@ -216,13 +218,11 @@ class Handlers:
 
     def set(self, request: Set, sender: Address) -> None:
         key, value = request.key, request.value
-        if key == "bpm" and value is not None:
-            self.app.set_tempo(float(value))
         if (key == "slot" and value is not None) or (key == "play" and value):
             missing = self.app.live_missing()
             if missing is not None:
                 raise NotFound(f"set {key} needs audio output, which is {missing}")
-        self.app.defaults.set(key, value)
+        self.app.set_default(key, value)
         self._reply(contract.value(key, self.value_of(key)), sender)
 
     def get(self, request: Get, sender: Address) -> None:
