@@ -666,10 +666,6 @@ class Daemon:
         """The session's tempo: what new clips get by default."""
         return self.session.state.bpm
 
-    def tempo_bpm(self) -> float:
-        """The tempo new clips get by default."""
-        return self.session.state.bpm
-
     def set_tempo(self, bpm: float) -> bool:
         """Set the tempo; False when an external clock (MIDI clock, Link) owns it."""
         return self.session.set_tempo(bpm)

@@ -71,7 +71,8 @@ class App(JobSystem, Protocol):
 
     def path_inside_output(self, path: str) -> Path: ...
 
-    def tempo_bpm(self) -> float: ...
+    @property
+    def tempo(self) -> float: ...
 
     def set_tempo(self, bpm: float) -> bool: ...
 
@@ -208,7 +209,7 @@ class Handlers:
     def tempo(self, request: Tempo, sender: Address) -> None:
         if not self.app.set_tempo(request.bpm):
             log.info("ignored /musicldm/tempo %s: following an external clock", request.bpm)
-        self._reply(contract.value("bpm", self.app.tempo_bpm()), sender)
+        self._reply(contract.value("bpm", self.app.tempo), sender)
 
     def transport(self, request: Transport, sender: Address) -> None:
         self.app.live_or_refuse(contract.PREFIX + "transport")
@@ -231,7 +232,7 @@ class Handlers:
     def value_of(self, key: str) -> Any:
         """The value a later request would use for ``key``, or a daemon value."""
         if key == "bpm":
-            return self.app.tempo_bpm()
+            return self.app.tempo
         if key == "version":
             return __version__
         if key == "transport":
