@@ -14,7 +14,10 @@ today), ``off`` (no analysis: exactly today's cut, bit for bit). A stretch outsi
 little confidence, a clip asked for in seconds, or too little audio after the bar line keep the
 clip unstretched, cut as today, and the report says why.
 
-Runs on the engine's thread (pure functions on arrays, a few tens of milliseconds per clip).
+Runs on the engine's thread (pure functions on arrays, a few tens of milliseconds per clip:
+benchmarks/conform_cost.py). The model's audio is analysed and stretched at its own rate
+(16 kHz), and only the stretched clip's window is resampled to the output rate: stretching
+after resampling to 44.1 kHz cost nearly three times as much for the same music.
 :func:`input_samples` says how much audio the engine must render for a clip to be conformable.
 """
 
@@ -26,10 +29,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import soxr
 
 from .beats import RenderPlan
 from .dsp import cut_with_fades, make_loop, resample
-from .grid import ANALYSIS_RATE, CLEAR_BEAT, GridReport, analyse, parse_key
+from .grid import ANALYSIS_RATE, CLEAR_BEAT, KEY_NAMES, GridReport, analyse, parse_key
 from .spec import GRID_MODES, ClipSpec
 
 __all__ = [
@@ -37,8 +41,10 @@ __all__ = [
     "MAX_RATIO",
     "MIN_CONFIDENCE",
     "MIN_RATIO",
+    "MIN_TONALITY",
     "ConformReport",
     "Conformed",
+    "check_key_name",
     "conform",
     "cut_as_today",
     "input_samples",
@@ -78,10 +84,25 @@ early (pre-echo), measured on the test grooves; 46 ms blocks keep attacks within
 price of coarser frequency resolution for low, sustained notes."""
 
 MIN_KEY_CONFIDENCE = 0.1
-"""Music whose key is less certain than this (drums, noise) is not transposed to a ``key``."""
+"""Music whose key is less certain than this is not transposed to a ``key``."""
+
+MIN_TONALITY = 0.2
+"""Music with less of its energy in partials than this (:attr:`.grid.GridReport.tonality`:
+drums, noise, hats measure under 0.1; chords over 0.9; a drum groove with a bass line about
+0.3) is not transposed to a ``key``: it has no key to move, only a timbre to spoil."""
 
 MAX_KEY_SHIFT = 6
 """Transpositions are chosen within ±6 semitones (the nearer way round)."""
+
+TONAL_BLOCK_S = 0.186
+"""The stretcher's block (8192 samples at 44.1 kHz) for music that is mostly notes
+(tonality at least :data:`TONAL_BLOCKS_FROM`): 46 ms blocks blur the partials of low harmonic
+notes (55–110 Hz) by up to 1–2 semitones whenever the time changes; 186 ms blocks keep them
+within 0.1 cent (measured on test tones), and such music has few attacks to smear."""
+
+TONAL_BLOCKS_FROM = 0.6
+"""Tonality from which :data:`TONAL_BLOCK_S` is used (chords and pads measure over 0.9, a drum
+groove with bass and chords about 0.4)."""
 
 EDGE_FADE_SECONDS = 0.005
 """Fade in and out of a clip cut plainly (``loop`` off): as :data:`.render.EDGE_FADE_SECONDS`."""
@@ -106,6 +127,10 @@ class ConformReport:
     transpose_semitones: float = 0.0
     note: str | None = None
     grid: GridReport | None = None
+    target_key: str | None = None
+    """The ``key`` asked for (None: none asked)."""
+    key_note: str | None = None
+    """Why the music was not transposed to ``target_key``, when it was not."""
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready summary: the conform's own fields, and the grid's under ``detected``."""
@@ -117,6 +142,8 @@ class ConformReport:
             "grid_error_ms": None if self.grid_error_ms is None else round(self.grid_error_ms, 2),
             "transpose_semitones": self.transpose_semitones,
             "note": self.note,
+            "target_key": self.target_key,
+            "key_note": self.key_note,
         }
         if self.grid is not None:
             out["detected"] = self.grid.as_dict()
@@ -141,7 +168,9 @@ class ConformReport:
         elif not parts:
             parts.append("no beat found")
         if self.transpose_semitones:
-            parts.append(f"transposed {self.transpose_semitones:+g} semitones")
+            parts.append(f"transposed {self.transpose_semitones:+g} semitones to {self.target_key}")
+        elif self.key_note:
+            parts.append(self.key_note)
         if found is not None and found.key is not None:
             parts.append(f"key {found.key} (confidence {found.key_confidence:.2f})")
         return ", ".join(parts)
@@ -156,32 +185,85 @@ class Conformed:
 
 
 def stretch(
-    audio: np.ndarray, sample_rate: int, ratio: float, *, transpose_semitones: float = 0.0
+    audio: np.ndarray,
+    sample_rate: int,
+    ratio: float,
+    *,
+    transpose_semitones: float = 0.0,
+    block_s: float = STRETCH_BLOCK_S,
+    out_rate: int | None = None,
 ) -> np.ndarray:
     """``audio`` played ``ratio`` times as fast (same pitch), optionally transposed.
 
-    Signalsmith Stretch with a short block (:data:`STRETCH_BLOCK_S`). The output holds
-    ``round(len / ratio)`` frames and an event at input time t lands at t / ratio (the wrapper
-    compensates the stretcher's latency). Takes 1-D or (frames, channels) float arrays (mono
-    or stereo) and returns the same layout.
+    Signalsmith Stretch with blocks of ``block_s`` (default :data:`STRETCH_BLOCK_S`, short;
+    :data:`TONAL_BLOCK_S` for music of notes; :func:`_block_samples`). The output holds
+    ``round(len / ratio)`` frames and an event at input time t lands at t / ratio (the
+    wrapper compensates the stretcher's latency). Takes 1-D or (frames, channels) float
+    arrays (mono or stereo) and returns the same layout.
+
+    ``out_rate`` (default ``sample_rate``) is the rate of the result (then
+    ``round(len / ratio × out_rate / sample_rate)`` frames): the stretch runs at the input's
+    own rate and only its result is resampled (soxr), so the model's 16 kHz audio is
+    stretched at 16 kHz, a third of the work of stretching it at 44.1 kHz, for the same
+    music (the model's audio holds nothing above 8 kHz to stretch).
+
+    A transposition by f = 2^(semitones/12) is made as a stretch to ``ratio / f`` followed by
+    resampling by f (soxr), not by the stretcher's own transposition: with short blocks that
+    lands pure tones up to 50 cents off (measured: +2 semitones of a 110 Hz tone came out
+    54 cents sharp, of 440 Hz 13 cents; its error depends on where a partial falls between
+    FFT bins), while its time-stretch keeps pitch to 0.01 cents and resampling is exact.
+    Formants move with the pitch (python-stretch 0.3 exposes no formant control).
     """
     import python_stretch  # lazy: a compiled extension, loaded when first needed
 
     if not (math.isfinite(ratio) and ratio > 0):
         raise ValueError(f"ratio must be a positive number, got {ratio!r}")
+    if not math.isfinite(transpose_semitones) or abs(transpose_semitones) > 24:
+        raise ValueError(f"transpose_semitones must be within ±24, got {transpose_semitones!r}")
     array = np.asarray(audio, dtype=np.float32)
     planar = array[None, :] if array.ndim == 1 else array.T
     if planar.shape[0] > 2:
         raise ValueError(f"stretch takes mono or stereo audio, got {planar.shape[0]} channels")
+    out_rate = sample_rate if out_rate is None else out_rate
+    factor = 2.0 ** (transpose_semitones / 12.0)
     stretcher = python_stretch.Signalsmith.Stretch(0)  # seeded: the same clip every time
-    block = 2 ** round(math.log2(STRETCH_BLOCK_S * sample_rate))
+    block = _block_samples(block_s, sample_rate)
     stretcher.configure(planar.shape[0], block, block // 4)
-    stretcher.timeFactor = float(ratio)
-    if transpose_semitones:
-        stretcher.setTransposeSemitones(float(transpose_semitones))
-    out = stretcher.process(np.ascontiguousarray(planar))
-    out = np.asarray(out, dtype=np.float32)
-    return out[0] if array.ndim == 1 else np.ascontiguousarray(out.T)
+    stretcher.timeFactor = float(ratio / factor)
+    out = np.asarray(stretcher.process(np.ascontiguousarray(planar)), dtype=np.float32)
+    if transpose_semitones or out_rate != sample_rate:
+        # the stretched audio, f times longer, played f times as fast: every pitch × f; one
+        # resampling pass makes both the transposition and the output rate
+        out = (
+            np.asarray(
+                soxr.resample(
+                    np.ascontiguousarray(out.T),
+                    sample_rate * factor,
+                    out_rate,
+                    "VHQ" if transpose_semitones else "HQ",  # HQ: as dsp.resample
+                ),
+                dtype=np.float32,
+            )
+            .reshape(-1, planar.shape[0])
+            .T
+        )
+        frames = round(planar.shape[1] / ratio * out_rate / sample_rate)
+        if out.shape[1] < frames:  # a sample short from the rounding: repeat the last one
+            out = np.concatenate([out, np.repeat(out[:, -1:], frames - out.shape[1], axis=1)], 1)
+        out = out[:, :frames]
+    return out[0].copy() if array.ndim == 1 else np.ascontiguousarray(out.T)
+
+
+def _block_samples(block_s: float, sample_rate: int) -> int:
+    """The stretcher's block for ``block_s`` seconds at ``sample_rate``: the nearest (in ratio)
+    of 2^n and 3·2^n samples, sizes its FFT computes fast. At 44.1 kHz that is 2048 for
+    :data:`STRETCH_BLOCK_S` and 8192 for :data:`TONAL_BLOCK_S` (powers of two, as tuned);
+    at 16 kHz 768 and 3072 (48 and 192 ms: as long as the tuned blocks, where powers of two
+    would be 64 and 256 ms)."""
+    wanted = block_s * sample_rate
+    power = 2 ** round(math.log2(wanted))
+    sizes = [power // 2, power, 3 * power // 4, 3 * power // 2]
+    return min((size for size in sizes if size >= 16), key=lambda n: abs(math.log(n / wanted)))
 
 
 def _per_channel(fn, audio: np.ndarray, *args: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -263,27 +345,47 @@ def conform(
     if mode not in GRID_MODES:
         raise ValueError(f"grid must be one of {', '.join(GRID_MODES)}, got {mode!r}")
     if key is not None:
-        parse_key(key)  # refuse a bad key before any work
-    audio = _resample(wave, wave_rate, plan.out_rate)
-    today = cut_as_today(audio, plan)
-    if mode == "off":
-        return Conformed(today, ConformReport(mode, stretched=False))
+        key = check_key_name(key)  # refuse a bad key before any work
     rate = plan.out_rate
-    found = analyse(audio, rate, target_bpm=spec.bpm, beats_per_bar=spec.beats_per_bar)
+    wave = np.asarray(wave, dtype=np.float32)
+    out_length = len(wave) if wave_rate == rate else round(len(wave) * rate / wave_rate)
+    if out_length < plan.needed_samples:  # what cut_as_today would say, before any work
+        raise ValueError(f"got {out_length} samples at {rate} Hz, {plan.needed_samples} needed")
+    # The whole take at the output rate is only needed when it is cut as today (grid off, or
+    # kept unstretched): a stretched clip is analysed and stretched at the wave's own rate
+    # and only its window is resampled.
+    resampled: list[np.ndarray] = []
 
-    shift = 0
-    tonal = found.key is not None and found.key_confidence >= MIN_KEY_CONFIDENCE
-    if key is not None and tonal and mode == "stretch":
-        shift = key_shift_semitones(found.key, key)  # type: ignore[arg-type]
+    def audio_at_out_rate() -> np.ndarray:
+        if not resampled:
+            resampled.append(_resample(wave, wave_rate, rate))
+        return resampled[0]
+
+    if mode == "off":
+        return Conformed(cut_as_today(audio_at_out_rate(), plan), ConformReport(mode, False))
+    found = analyse(wave, wave_rate, target_bpm=spec.bpm, beats_per_bar=spec.beats_per_bar)
+
+    shift, key_note = _key_shift(found, key, mode)
+    block_s = TONAL_BLOCK_S if found.tonality >= TONAL_BLOCKS_FROM else STRETCH_BLOCK_S
 
     def unstretched(note: str | None) -> Conformed:
         if note is not None and mode == "stretch":
             log.info("clip %r kept unstretched: %s", spec.prompt[:60], note)
-        clip = today
         if shift:  # the key is still worth having when the tempo is not
-            clip = cut_as_today(stretch(audio, rate, 1.0, transpose_semitones=shift), plan)
+            moved = stretch(
+                wave, wave_rate, 1.0, transpose_semitones=shift, block_s=block_s, out_rate=rate
+            )
+            clip = cut_as_today(moved, plan)
+        else:
+            clip = cut_as_today(audio_at_out_rate(), plan)
         report = ConformReport(
-            mode, stretched=False, transpose_semitones=float(shift), note=note, grid=found
+            mode,
+            stretched=False,
+            transpose_semitones=float(shift),
+            note=note,
+            grid=found,
+            target_key=key,
+            key_note=key_note,
         )
         return Conformed(clip, report)
 
@@ -306,26 +408,31 @@ def conform(
         )
     # where the clip's audio must come from: a bar line with enough music after it
     needed_in = plan.needed_samples * ratio
-    context = round(CONTEXT_S * rate)
-    starts = [d for d in found.downbeats_s if d * rate + needed_in + 1 <= len(audio)]
+    starts = [d for d in found.downbeats_s if d * rate + needed_in + 1 <= out_length]
     if not starts:
         return unstretched(
             f"not enough audio after the first bar line at {found.downbeat_s:.3f} s "
-            f"({len(audio)} samples, {math.ceil(found.downbeat_s * rate + needed_in)} needed): "
+            f"({out_length} samples, {math.ceil(found.downbeat_s * rate + needed_in)} needed): "
             "kept unstretched"
         )
     start_s = starts[0]
-    start = start_s * rate  # fractional: the stretch places it to well under a sample
     drift_s = abs(1.0 - 1.0 / ratio) * plan.needed_samples / rate
     if drift_s < NEGLIGIBLE_DRIFT_S and shift == 0:
-        first = round(start)
-        window = audio[first : first + plan.needed_samples]
+        first = round(start_s * rate)
+        window = audio_at_out_rate()[first : first + plan.needed_samples]
         used_ratio = 1.0
     else:
+        # cut at the wave's rate (fractional start: the stretch places it to well under an
+        # output sample), with CONTEXT_S either side, stretched and resampled to the clip's
+        start = start_s * wave_rate
+        context = round(CONTEXT_S * wave_rate)
         lo = max(0, math.floor(start) - context)
-        hi = min(len(audio), math.ceil(start + needed_in) + context)
-        stretched = stretch(audio[lo:hi], rate, ratio, transpose_semitones=shift)
-        first = round((start - lo) / ratio)
+        hi = min(len(wave), math.ceil(start + needed_in * wave_rate / rate) + context)
+        stretched = stretch(
+            wave[lo:hi], wave_rate, ratio, transpose_semitones=shift, block_s=block_s,
+            out_rate=rate,
+        )  # fmt: skip
+        first = round((start - lo) * rate / wave_rate / ratio)
         window = stretched[first : first + plan.needed_samples]
         if len(window) < plan.needed_samples:  # rounding at the very end: repeat the last sample
             pad = plan.needed_samples - len(window)
@@ -344,8 +451,39 @@ def conform(
             transpose_semitones=float(shift),
             note=None,
             grid=found,
+            target_key=key,
+            key_note=key_note,
         ),
     )
+
+
+def check_key_name(key: str) -> str:
+    """``key`` as the name the reports use ("Bb minor" → "A#m"); ValueError if it is none."""
+    tonic, minor = parse_key(key)
+    return KEY_NAMES[tonic + 12 * minor]
+
+
+def _key_shift(found: GridReport, key: str | None, mode: str) -> tuple[int, str | None]:
+    """(semitones to transpose, why not when 0) for music ``found`` asked to be in ``key``.
+
+    Only tonal music (:data:`MIN_TONALITY`) whose key was found with some confidence
+    (:data:`MIN_KEY_CONFIDENCE`) is moved, and only with grid ``stretch``.
+    """
+    if key is None:
+        return 0, None
+    if mode != "stretch":
+        return 0, f"not transposed to {key}: grid {mode} leaves the audio as rendered"
+    if found.key is None or found.tonality < MIN_TONALITY:
+        return 0, f"not transposed to {key}: not tonal (tonality {found.tonality:.2f})"
+    if found.key_confidence < MIN_KEY_CONFIDENCE:
+        return 0, (
+            f"not transposed to {key}: key unclear ({found.key}, confidence "
+            f"{found.key_confidence:.2f} < {MIN_KEY_CONFIDENCE:g})"
+        )
+    shift = key_shift_semitones(found.key, key)
+    if shift == 0:
+        return 0, f"already in {key} (found {found.key})"
+    return shift, None
 
 
 def warm_up() -> float:

@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .clap_features import ClapFeatures
 from .errors import BadRequest, Cancelled, ModelError, OutOfMemory
 from .loading import DEFAULT_MODEL, Components, load_components
 from .schedulers import make_scheduler, prepare_scheduler
 
-__all__ = ["Engine", "RenderItem", "StepCallback", "Take"]
+__all__ = ["Engine", "RenderItem", "StepCallback", "Take", "slerp"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ StepCallback = Callable[[int, int], None]
 """``on_step(step, total)``: after each denoising step (1-based), on the engine's thread."""
 
 SEED_MODULUS = 2**31
+COMPILE_FRAME_BUCKET = 64
+"""Compiled, lengths are rendered in multiples of this many mel frames (0.64 s at the model's
+100 frames/s): at most 0.64 s more than asked, and the 1-4 bar clips of 60-180 BPM (with the grid
+headroom, up to 15 s) use about 20 UNet lengths instead of one per tempo."""
 _RANK_SECONDS = 10.0  # CLAP's audio branch looks at 10 s; longer takes are ranked on their start
 
 
@@ -48,6 +53,22 @@ class RenderItem:
     negative_prompt: str
     guidance: float
     seeds: tuple[int, ...]
+    # Audio in (musicldm_core.audio_in). ``start``: latents (1, C, T, F) to start from (with
+    # ``strength``: SDEdit) or to hold where ``mask`` is 0 (repaint, continue). ``strength`` is
+    # the share of the schedule run (0 = ``start`` as it is, 1 = a fresh render from noise); all
+    # items of one batch share it. ``mask``: (T,) latent-frame weights, 1 regenerate, 0 keep.
+    start: torch.Tensor | None = field(default=None, compare=False)
+    strength: float | None = None
+    mask: torch.Tensor | None = field(default=None, compare=False)
+    # Conditioning: ``blend`` prompts with weights (the main prompt weighs 1), a reference clip's
+    # CLAP audio embedding ``like`` (512,) mixed in at ``like_weight``, and the morph toward
+    # ``morph_to`` (embedding interpolated, noise slerped toward ``morph_seeds``) at ``morph``.
+    blend: tuple[tuple[str, float], ...] = ()
+    like: torch.Tensor | None = field(default=None, compare=False)
+    like_weight: float = 0.5
+    morph_to: str | None = None
+    morph: float = 0.0
+    morph_seeds: tuple[int, ...] | None = None
 
     @staticmethod
     def seeds_for(seed: int, takes: int) -> tuple[int, ...]:
@@ -80,6 +101,28 @@ def _check_finite(values: torch.Tensor | np.ndarray, stage: str) -> None:
             f"non-finite output (NaN or infinity) from {stage}: nothing was written; "
             "try another sampler or number of steps, or a float32 dtype"
         )
+
+
+def _unit(vector: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(vector, dim=-1)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, position: float) -> torch.Tensor:
+    """Spherical interpolation from ``a`` (``position`` 0, returned as is) to ``b`` (1): keeps
+    Gaussian noise at its norm, where a straight mix of two draws would be quieter noise."""
+    if position <= 0.0:
+        return a
+    if position >= 1.0:
+        return b
+    a32, b32 = a.float(), b.float()
+    cos = torch.sum(a32 * b32) / (a32.norm() * b32.norm())
+    angle = torch.arccos(cos.clamp(-1.0, 1.0))
+    if float(angle) < 1e-4:  # (nearly) the same draw: a straight mix is as good
+        out = (1.0 - position) * a32 + position * b32
+    else:
+        sin = torch.sin(angle)
+        out = (torch.sin((1.0 - position) * angle) * a32 + torch.sin(position * angle) * b32) / sin
+    return out.to(a.dtype)
 
 
 class _TextCache:
@@ -131,6 +174,11 @@ class Engine:
         self.latent_channels: int = int(self.unet.config.in_channels)
         self._text_cache = _TextCache(text_cache_size)
         self.compiled: str | None = None
+        self.frame_bucket: int | None = None
+        """Compiled: lengths are rendered rounded up to a multiple of this many mel frames
+        (:meth:`render_frames`); None (uncompiled) renders exactly the frames asked."""
+        self._eager_shapes: set[tuple[int, ...]] = set()  # UNet inputs whose compile failed
+        self._clap_features: ClapFeatures | None = None
 
     @classmethod
     def load(
@@ -285,7 +333,7 @@ class Engine:
         # asking for <= 1 gets exactly 1, i.e. its conditional prediction.
         guided = any(item.guidance > 1.0 for item in items)
 
-        positive = self.encode_text([item.prompt for item in per_take])
+        positive = self._conditioning(per_take)
         if guided:
             negative = self.encode_text([item.negative_prompt for item in per_take])
             labels = torch.cat([negative, positive])
@@ -296,28 +344,32 @@ class Engine:
             labels = positive
         text_done = time.perf_counter()
 
-        scheduler = prepare_scheduler(
-            scheduler_name, self.components.scheduler_config, steps, device=self.device
-        )
+        # CPU timesteps for the scheduler, one copy on the device for the UNet, made before the
+        # loop: the scheduler indexes its CPU tables with a CPU timestep, so no step reads a
+        # device scalar back (a host-device sync per step on a GPU)
+        scheduler = prepare_scheduler(scheduler_name, self.components.scheduler_config, steps)
         timesteps = scheduler.timesteps
-        latents = self.initial_noise(seeds, frames) * scheduler.init_noise_sigma
+        unet_timesteps = timesteps.to(self.device)
+        start_at = self._start_index(items, scheduler, steps)
+        timesteps, unet_timesteps = timesteps[start_at:], unet_timesteps[start_at:]
+        noise = self._noise(per_take, seeds, frames)
+        latents = self._start_latents(per_take, scheduler, noise, timesteps, start_at)
+        held = self._held(per_take, frames)
         total = len(timesteps)
         for i, t in enumerate(timesteps):
             if is_cancelled is not None and is_cancelled():
                 raise Cancelled("cancelled during rendering")
             model_input = torch.cat([latents] * 2) if guided else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            noise_pred = self.unet(
-                model_input, t, encoder_hidden_states=None, class_labels=labels, return_dict=False
-            )[0]
-            if self.compiled is not None:
-                # a CUDA-graph replay overwrites its output buffer, and multistep solvers keep
-                # earlier predictions: own a copy
-                noise_pred = noise_pred.clone()
+            noise_pred = self._run_unet(model_input, unet_timesteps[i], labels)
             if guided:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + scale * (cond - uncond)
             latents = scheduler.step(noise_pred, t, latents).prev_sample
+            if held is not None:
+                latents = self._hold(
+                    held, latents, scheduler=scheduler, noise=noise, timesteps=timesteps, i=i
+                )
             if on_step is not None:
                 on_step(i + 1, total)
         if is_cancelled is not None and is_cancelled():
@@ -353,6 +405,149 @@ class Engine:
             results.append(takes)
         return results
 
+    # -- audio in: conditioning, starts and held regions (musicldm_core.audio_in) ----------------
+
+    def _conditioning(self, per_take: Sequence[RenderItem]) -> torch.Tensor:
+        """Each take's class-label embedding: its prompt's, or the blend / like / morph mix.
+
+        MusicLDM conditions on CLAP's unit-norm joint embedding, where text and audio share the
+        space, so a mix is a weighted sum renormalised to unit length. An item with nothing to
+        mix keeps its prompt's embedding bit for bit (morph 0 is the prompt; morph 1 is
+        ``morph_to``)."""
+        prompts = [item.prompt for item in per_take]
+        extra = [p for item in per_take for p, _ in item.blend]
+        extra += [item.morph_to for item in per_take if item.morph_to is not None]
+        embeds = self.encode_text(prompts)
+        liked = any(item.like is not None and item.like_weight > 0 for item in per_take)
+        if not extra and not liked:
+            return embeds
+        rows = []
+        for item, embed in zip(per_take, embeds, strict=True):
+            rows.append(self._mix(item, embed))
+        return torch.stack(rows)
+
+    def _mix(self, item: RenderItem, embed: torch.Tensor) -> torch.Tensor:
+        if item.morph_to is not None and item.morph >= 1.0:
+            return self.encode_text([item.morph_to])[0]
+        mixed = False
+        vector = embed.float()
+        weights = [w for _, w in item.blend if w > 0]
+        if weights:
+            others = self.encode_text([p for p, w in item.blend if w > 0]).float()
+            w = torch.tensor(weights, dtype=torch.float32, device=vector.device)
+            vector = (vector + (w[:, None] * others).sum(0)) / (1.0 + w.sum())
+            mixed = True
+        if item.like is not None and item.like_weight > 0:
+            like = item.like.to(vector.device, torch.float32)
+            vector = (1.0 - item.like_weight) * _unit(vector) + item.like_weight * _unit(like)
+            mixed = True
+        if item.morph_to is not None and item.morph > 0:
+            target = self.encode_text([item.morph_to])[0].float()
+            vector = (1.0 - item.morph) * _unit(vector) + item.morph * target
+            mixed = True
+        return _unit(vector).to(self.dtype) if mixed else embed
+
+    def _noise(
+        self, per_take: Sequence[RenderItem], seeds: Sequence[int], frames: int
+    ) -> torch.Tensor:
+        """Each take's starting noise: its seed's draw, slerped toward its morph seed's."""
+        noise = self.initial_noise(seeds, frames)
+        morphs = [
+            (k, item.morph_seeds[k % len(item.morph_seeds)], item.morph)
+            for k, item in enumerate(per_take)
+            if item.morph_seeds and item.morph_to is not None and item.morph > 0
+        ]
+        if morphs:
+            noise = noise.clone()
+            toward = self.initial_noise([seed for _, seed, _ in morphs], frames)
+            for row, (k, _seed, position) in enumerate(morphs):
+                noise[k] = slerp(noise[k], toward[row], position)
+        return noise
+
+    def _start_index(self, items: Sequence[RenderItem], scheduler: Any, steps: int) -> int:
+        """Where in the schedule a variation starts (SDEdit): ``int(steps * strength)`` steps
+        from the end, in the scheduler's timesteps (Heun lists most timesteps twice)."""
+        strengths = {item.strength for item in items if item.start is not None}
+        strengths.discard(None)
+        if not strengths:
+            return 0
+        if len(strengths) > 1:
+            raise ValueError(f"items of one batch must share their strength, got {strengths}")
+        strength = strengths.pop()
+        assert strength is not None
+        if strength >= 1.0:
+            return 0  # a fresh render: the start is ignored (strength 1 = text-only render)
+        run = min(int(steps * strength), steps)
+        order = int(getattr(scheduler, "order", 1))
+        start_at = min((steps - run) * order, len(scheduler.timesteps))
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(start_at)
+        return start_at
+
+    def _start_latents(
+        self,
+        per_take: Sequence[RenderItem],
+        scheduler: Any,
+        noise: torch.Tensor,
+        timesteps: torch.Tensor,
+        start_at: int,
+    ) -> torch.Tensor:
+        """Pure noise at the schedule's top, or (a variation) the start noised to its first
+        timestep; with no timesteps left (strength 0), the start itself."""
+        if start_at == 0:
+            return noise * scheduler.init_noise_sigma
+        starts = torch.cat([self._start_of(item, noise.shape) for item in per_take])
+        if len(timesteps) == 0:
+            return starts
+        first = timesteps[:1].repeat(len(starts))
+        return scheduler.add_noise(starts, noise, first)
+
+    def _start_of(self, item: RenderItem, shape: torch.Size) -> torch.Tensor:
+        if item.start is None:
+            raise ValueError("a variation item needs start latents")
+        start = item.start.to(self.device, self.dtype)
+        if tuple(start.shape[1:]) != tuple(shape[1:]):
+            raise ValueError(f"start latents {tuple(start.shape)} do not match {tuple(shape)}")
+        return start
+
+    def _held(
+        self, per_take: Sequence[RenderItem], frames: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(known latents, keep weights (B, 1, T, 1)) for repaint and continue, or None."""
+        if not any(item.mask is not None for item in per_take):
+            return None
+        shape = self.initial_noise([0], frames).shape
+        known, keep = [], []
+        for item in per_take:
+            if item.mask is None:
+                known.append(torch.zeros(shape, device=self.device, dtype=self.dtype))
+                keep.append(torch.zeros(shape[2], device=self.device, dtype=self.dtype))
+                continue
+            known.append(self._start_of(item, shape))
+            mask = item.mask.to(self.device, self.dtype)
+            if mask.shape != (shape[2],):
+                raise ValueError(f"mask of {tuple(mask.shape)} for {shape[2]} latent frames")
+            keep.append(1.0 - mask)
+        return torch.cat(known), torch.stack(keep).view(len(per_take), 1, shape[2], 1)
+
+    def _hold(
+        self,
+        held: tuple[torch.Tensor, torch.Tensor],
+        latents: torch.Tensor,
+        *,
+        scheduler: Any,
+        noise: torch.Tensor,
+        timesteps: torch.Tensor,
+        i: int,
+    ) -> torch.Tensor:
+        """RePaint: after step ``i`` the kept region becomes the known latents noised to the
+        next timestep (the take's own noise, so a seed still fixes the result), or the known
+        latents themselves after the last step."""
+        known, keep = held
+        if i + 1 < len(timesteps):
+            known = scheduler.add_noise(known, noise, timesteps[i + 1 : i + 2].repeat(len(known)))
+        return latents + keep * (known - latents)
+
     def decode_latents(self, latents: torch.Tensor, *, chunk: int = 4) -> torch.Tensor:
         """Latents to mel spectrograms ``(batch, frames, mel_bins)`` with the VAE, in chunks."""
         latents = 1 / self.vae.config.scaling_factor * latents
@@ -374,19 +569,21 @@ class Engine:
 
     @torch.inference_mode()
     def score(self, prompt: str, waveforms: Sequence[np.ndarray]) -> list[float]:
-        """Cosine similarity between each waveform (model rate) and ``prompt``, with CLAP."""
+        """Cosine similarity between each waveform (model rate) and ``prompt``, with CLAP.
+
+        The features are CLAP's log-mel computed with torch on the engine's device
+        (:mod:`.clap_features`), equal to transformers' numpy extractor within float rounding.
+        """
         from .dsp import resample
 
-        target_rate = int(self.feature_extractor.sampling_rate)
+        if self._clap_features is None:
+            self._clap_features = ClapFeatures(self.feature_extractor, self.device)
+        target_rate = self._clap_features.sampling_rate
         keep = int(_RANK_SECONDS * self.model_rate)
         # Cropping to CLAP's 10 s window ourselves keeps the extractor from cropping at random.
         audio = [resample(w[:keep], self.model_rate, target_rate) for w in waveforms]
-        features = self.feature_extractor(
-            audio, sampling_rate=target_rate, return_tensors="pt", truncation="rand_trunc"
-        )
-        output = self.text_encoder.get_audio_features(
-            input_features=features.input_features.to(self.device, self.dtype),
-        )
+        features = self._clap_features(audio)
+        output = self.text_encoder.get_audio_features(input_features=features.to(self.dtype))
         audio_embeds = getattr(output, "pooler_output", output).float()
         audio_embeds = torch.nn.functional.normalize(audio_embeds, dim=-1)
         text = torch.nn.functional.normalize(self.encode_text([prompt]).float(), dim=-1)
@@ -429,31 +626,129 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def compile(self, *, mode: str | None = None) -> None:
+    def compile(
+        self,
+        *,
+        mode: str | None = None,
+        bucket_frames: int | None = None,
+        backend: str | None = None,
+    ) -> None:
         """Compile the UNet with ``torch.compile`` (optional fast path; off by default).
 
         ``mode`` defaults to ``"reduce-overhead"`` on CUDA (CUDA graphs: one launch replays the
-        whole UNet forward) and ``"default"`` elsewhere. Each new latent length compiles on
-        first use (or, after the first, a shape-generic version), so render the lengths you
-        will use once at start (see :meth:`warmup`). The compiled UNet's output equals the eager
-        one's within float rounding (a test checks < 1e-4 on the CPU).
+        whole UNet forward) and ``"default"`` elsewhere. Each new UNet input shape compiles (or,
+        after the first, a shape-generic version is made) on first use, and with CUDA graphs
+        records a graph of its own, so lengths are rounded up to a multiple of
+        ``bucket_frames`` mel frames (default :data:`COMPILE_FRAME_BUCKET`;
+        :meth:`render_frames`): a tempo change then reuses a compiled shape, the render is
+        trimmed afterwards. Warm the shapes a set will use at start (:meth:`warmup`), on the
+        thread that renders (CUDA-graph trees are per thread). A shape whose compile fails runs
+        eager from then on (logged once). The compiled UNet's output equals the eager one's
+        within float rounding (a test checks < 1e-4 on the CPU). ``backend`` other than
+        Inductor (``"eager"``: Dynamo's tracing and guards only, fast) is for rehearsals and
+        tests of the machinery; it ignores ``mode``.
         """
         if self.compiled is not None:
             return
-        mode = mode or ("reduce-overhead" if self.device.type == "cuda" else "default")
-        self.unet = torch.compile(self.unet, mode=mode)  # type: ignore[assignment]
-        self.compiled = mode
+        if backend is not None and backend != "inductor":
+            self.unet = torch.compile(self.unet, backend=backend)  # type: ignore[assignment]
+            self.compiled = f"backend {backend}"
+        else:
+            mode = mode or ("reduce-overhead" if self.device.type == "cuda" else "default")
+            self.unet = torch.compile(self.unet, mode=mode)  # type: ignore[assignment]
+            self.compiled = mode
+        bucket = COMPILE_FRAME_BUCKET if bucket_frames is None else bucket_frames
+        if bucket <= 0 or bucket % self.vae_factor:
+            raise BadRequest(
+                f"bucket_frames must be a positive multiple of {self.vae_factor}, got {bucket}",
+                key="bucket_frames",
+            )
+        self.frame_bucket = bucket
+        self._eager_shapes.clear()
 
     def decompile(self) -> None:
-        """Back to the eager UNet (after a compile that failed, say)."""
+        """Back to the eager UNet (after a compile that failed, say), lengths unbucketed."""
         if self.compiled is not None:
             self.unet = self.components.unet
             self.compiled = None
+            self.frame_bucket = None
+            self._eager_shapes.clear()
 
-    def warmup(self, *, frames: int = 64, steps: int = 2, scheduler: str = "ddim") -> float:
-        """Render one short throw-away take so the first real request runs warm; returns seconds."""
+    def render_frames(self, frames: int) -> int:
+        """The mel frames actually rendered for a clip needing ``frames``: the same uncompiled;
+        compiled, rounded up to the next :attr:`frame_bucket` (the caller trims)."""
+        bucket = self.frame_bucket
+        if bucket is None:
+            return frames
+        return -(-frames // bucket) * bucket
+
+    def _run_unet(self, sample: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> Any:
+        """One UNet prediction, compiled where that works for this input shape.
+
+        A compile (or compiled run) that fails for a shape is logged once and that shape runs
+        eager from then on, so a compiler problem met mid-set costs speed, never the jobs.
+        """
+        unet = self.unet
+        if self.compiled is not None:
+            unet = self.components.unet  # the eager one, should the compiled one not do
+            shape = tuple(sample.shape)
+            if shape not in self._eager_shapes:
+                try:
+                    out = self.unet(
+                        sample,
+                        t,
+                        encoder_hidden_states=None,
+                        class_labels=labels,
+                        return_dict=False,
+                    )[0]
+                except torch.OutOfMemoryError:
+                    raise
+                except Exception as exc:  # the compiler's own errors have no common base
+                    self._eager_shapes.add(shape)
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                    log.warning(
+                        "the compiled UNet failed for input %s (%s): that shape runs eager "
+                        "from now on",
+                        "x".join(map(str, shape)),
+                        first[:300],
+                    )
+                else:
+                    # a CUDA-graph replay overwrites its output buffer, and multistep solvers
+                    # keep earlier predictions: own a copy
+                    return out.clone()
+        return unet(sample, t, encoder_hidden_states=None, class_labels=labels, return_dict=False)[
+            0
+        ]
+
+    def warmup(
+        self,
+        *,
+        frames: int | Sequence[int] = 64,
+        steps: int = 2,
+        scheduler: str = "ddim",
+        shapes: Sequence[tuple[int, bool]] = ((1, True),),
+    ) -> float:
+        """Render throw-away takes so real requests run warm; returns seconds.
+
+        One batch per length in ``frames`` (each through :meth:`render_frames`) and per
+        ``(takes, guided)`` in ``shapes``: a guided batch of n takes runs the UNet at batch 2n,
+        an unguided one at n. Compiled, this compiles (and records CUDA graphs for) every such
+        shape; call it on the thread that will render.
+        """
         started = time.perf_counter()
-        self.generate(
-            [RenderItem("warm up", "", 2.0, (0,))], frames=frames, steps=steps, scheduler=scheduler
-        )
+        lengths = [frames] if isinstance(frames, int) else list(frames)
+        done: set[tuple[int, int]] = set()
+        for length in lengths:
+            rendered = self.render_frames(length)
+            for takes, guided in shapes:
+                unet_batch = takes * (2 if guided else 1)
+                if (rendered, unet_batch) in done:
+                    continue
+                done.add((rendered, unet_batch))
+                self.generate(
+                    [RenderItem("warm up", "", 2.0 if guided else 1.0, tuple(range(takes)))],
+                    frames=rendered,
+                    steps=steps,
+                    scheduler=scheduler,
+                )
         return time.perf_counter() - started

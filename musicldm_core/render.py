@@ -25,7 +25,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from .units import Samples
 from .wavfile import ClipTags, clip_stem, encode_wav, write_wav_atomic
 
 if TYPE_CHECKING:
+    from .audio_in import Prepared
     from .engine import Engine, StepCallback
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "render_batch",
     "resolve_seed",
     "save_clip",
+    "set_level",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,11 @@ class Clip:
     loudness_note: str | None = None
     grid: ConformReport | None = None
     """What the conform found and did (None only for a clip made without :func:`finish`)."""
+    render_round: int = 0
+    """The render round that made this take: 0, or the retake (``spec.retake``) it came from."""
+    retakes: int = 0
+    """How many retake rounds its job's spec used (0: the first render had a take on the grid,
+    or no retakes were allowed)."""
 
     @property
     def seconds(self) -> float:
@@ -141,8 +148,13 @@ class Clip:
             "take": self.take,
             "rank": self.rank,
             "score": None if self.score is None else round(self.score, 5),
+            "retake": spec.retake,
+            "retakes": self.retakes,
+            "round": self.render_round,
             # the grid mode, what the analysis found (tempo, confidence, key) and what was done
             "grid": {"grid": spec.grid} if self.grid is None else self.grid.as_dict(),
+            # where the clip started from (audio in), None for a clip from the prompt alone
+            "audio_in": _audio_in_settings(spec),
             "software": SOFTWARE,
         }
 
@@ -151,6 +163,27 @@ class Clip:
         """True when the conform put this take's beats on the target grid (stretched, or found
         on tempo and started on the bar line): what :func:`rank_takes` prefers."""
         return self.grid is not None and self.grid.grid_error_ms is not None
+
+
+def _audio_in_settings(spec: ClipSpec) -> dict[str, Any] | None:
+    """The audio-in part of a clip's settings: its mode and input, and the conditioning mix
+    (``like``, ``blend``, ``morph``) where one was asked; None when there is neither."""
+    mixed = spec.like is not None or bool(spec.blend) or spec.morph_to is not None
+    if spec.audio_mode == "text" and not mixed:
+        return None
+    return {
+        "mode": spec.audio_mode,
+        "source": spec.source,
+        "strength": spec.strength,
+        "repaint": list(spec.repaint) if spec.repaint is not None else None,
+        "extend": spec.extend,
+        "like": spec.like,
+        "like_weight": spec.like_weight if spec.like is not None else None,
+        "blend": [[prompt, weight] for prompt, weight in spec.blend],
+        "morph_to": spec.morph_to,
+        "morph": spec.morph if spec.morph_to is not None else None,
+        "morph_seed": spec.morph_seed_used if spec.morph_to is not None else None,
+    }
 
 
 def resolve_seed(spec: ClipSpec) -> ClipSpec:
@@ -173,6 +206,12 @@ def plan_clip(
     With ``spec.grid`` other than ``off`` the render is lengthened to the conform's headroom
     (:func:`.conform.input_samples`, at most :data:`GRID_RENDER_CAP_SECONDS` unless the clip
     needs more); the cut (``out_samples``, ``crossfade_samples``) is the same either way.
+
+    Audio in (:mod:`.audio_in`): a ``variation`` or ``repaint`` renders exactly the source's
+    window (the clip, its loop continuation and margin): the source is conformed to the grid
+    *before* encoding, so the take is already on it and gets no grid headroom. A ``continue``
+    renders the source's last bars (:func:`.audio_in.context_samples`) before the new bars'
+    plain render; the cut is the new bars'.
     """
     if spec.seconds is not None:
         out_samples = seconds_samples(spec.seconds, spec.sample_rate)
@@ -192,7 +231,15 @@ def plan_clip(
         hop=hop,
         frame_multiple=frame_multiple,
     )
-    if spec.grid == "off":
+    if spec.audio_mode == "continue":
+        from .audio_in import continue_plan
+
+        return continue_plan(
+            plan, spec, model_rate=model_rate, hop=hop, frame_multiple=frame_multiple
+        )
+    if spec.grid == "off" or spec.audio_mode != "text":
+        # variation and repaint: the window is the source's, already conformed to the grid
+        # (:func:`.audio_in.source_window`), so the take keeps its bar lines and needs no headroom
         return plan  # exactly today's render
     cap = max(round(GRID_RENDER_CAP_SECONDS * plan.out_rate), plan.needed_samples)
     wanted = min(input_samples(plan, spec), cap) + plan.margin_samples
@@ -203,9 +250,18 @@ def plan_clip(
     return replace(plan, model_samples=model_samples, frames=frames)
 
 
-def batch_key(spec: ClipSpec, plan: RenderPlan) -> tuple[int, int, str, bool]:
-    """Specs with equal keys can share one batch through the UNet."""
-    return (plan.frames, spec.steps, spec.scheduler, spec.guidance > 1.0)
+def batch_key(
+    spec: ClipSpec, plan: RenderPlan, *, bucket: int | None = None
+) -> tuple[int, int, str, bool, str, float | None]:
+    """Specs with equal keys can share one batch through the UNet.
+
+    ``bucket`` (a compiled engine's :attr:`~.engine.Engine.frame_bucket`) rounds the frames up
+    to the length actually rendered, so clips of nearby tempi share a batch and a compiled shape.
+    """
+    frames = plan.frames if bucket is None else -(-plan.frames // bucket) * bucket
+    # audio modes start from their own latents (a variation from part-way down the schedule):
+    # only specs of one mode and strength share the sampler's timesteps
+    return (frames, spec.steps, spec.scheduler, spec.guidance > 1.0, spec.audio_mode, spec.strength)
 
 
 class Finished(NamedTuple):
@@ -232,8 +288,17 @@ def finish(
     if not np.isfinite(wave).all():
         # the engine checks its own output; this guards any other source of a waveform
         raise ModelError("non-finite samples (NaN or infinity) in the rendered waveform")
-    conformed = conform(wave, model_rate, spec, plan, mode=spec.grid)
-    audio = conformed.audio
+    conformed = conform(wave, model_rate, spec, plan, mode=spec.grid, key=spec.key)
+    return set_level(conformed.audio, plan, spec, conformed.report)
+
+
+def set_level(
+    audio: np.ndarray, plan: RenderPlan, spec: ClipSpec, report: ConformReport | None
+) -> Finished:
+    """The exact clip ``audio`` (at ``plan.out_rate``) at its level: ``spec.loudness_lufs``
+    under the peak ceiling (saying why, when the target is not reached), or only kept under
+    the ceiling. Every finished clip's level is set here (:func:`finish`, and a ``continue``
+    clip, which is cut by :func:`.audio_in.cut_continuation` instead of the conform)."""
     before = audio
     reached: float | None = None
     note: str | None = None
@@ -258,9 +323,38 @@ def finish(
     else:
         audio, _gain = protect_peak(audio, PEAK_CEILING_DBFS)
     gain_db = _gain_db(before, audio)
-    return Finished(
-        np.ascontiguousarray(audio, dtype=np.float32), gain_db, reached, note, conformed.report
-    )
+    return Finished(np.ascontiguousarray(audio, dtype=np.float32), gain_db, reached, note, report)
+
+
+def _finish_take(
+    wave: np.ndarray, plan: RenderPlan, spec: ClipSpec, prepared: Prepared | None, model_rate: int
+) -> Finished:
+    """:func:`finish` for every audio mode: a take from audio comes back at the source's level;
+    a variation or repaint is cut on the source's grid (analysed with ``grid`` on, not
+    stretched again: the source was conformed before encoding); a ``continue`` clip is the new
+    bars flowing from the source's end (:func:`.audio_in.cut_continuation`)."""
+    from .audio_in import cut_continuation, level_of, splice_repaint
+
+    if spec.audio_mode == "text":
+        return finish(wave, plan, spec, model_rate=model_rate)
+    assert prepared is not None
+    wave = wave * np.float32(level_of(prepared, spec))
+    if spec.audio_mode == "repaint":
+        wave = splice_repaint(wave, prepared)
+    if spec.audio_mode != "continue":
+        on_source_grid = replace(spec, grid="off" if spec.grid == "off" else "check")
+        done = finish(wave, plan, on_source_grid, model_rate=model_rate)
+        fit = prepared.source_grid
+        if fit is not None and done.grid is not None:  # the stretch that was made is the source's
+            said = f"source: {fit.describe()}"
+            note = said if done.grid.note is None else f"{done.grid.note}; {said}"
+            done = done._replace(grid=replace(done.grid, note=note))
+        return done
+    if not np.isfinite(wave).all():
+        raise ModelError("non-finite samples (NaN or infinity) in the rendered waveform")
+    audio = cut_continuation(wave, plan, prepared, model_rate=model_rate)
+    report = ConformReport(spec.grid, stretched=False, note="continues the source on its grid")
+    return set_level(audio, plan, spec, report)
 
 
 def _gain_db(before: np.ndarray, after: np.ndarray) -> float:
@@ -279,9 +373,15 @@ def render_batch(
     is_cancelled: Callable[[], bool] | None = None,
     crossfade_seconds: float = CROSSFADE_SECONDS,
 ) -> list[list[Clip]]:
-    """Render validated, seeded specs sharing a :func:`batch_key`; each spec's clips best first."""
-    from .engine import RenderItem
+    """Render validated, seeded specs sharing a :func:`batch_key`; each spec's clips best first.
 
+    A spec with ``retake`` > 0 (and grid ``stretch``) none of whose takes fits the grid
+    (:attr:`Clip.fits_grid`) is rendered again with new seeds — round k uses seed + takes·k —
+    up to ``retake`` times, stopping at the first round with a take on the grid; its takes of
+    all rounds are ranked together (:func:`rank_takes`) and the best ``takes`` kept, each
+    saying how many retakes were used (:attr:`Clip.retakes`). Progress counts on over the
+    rounds (steps of round k come after k × steps); ``is_cancelled`` is asked in every round.
+    """
     if not specs:
         return []
     plans = [
@@ -294,20 +394,101 @@ def render_batch(
         )
         for s in specs
     ]
-    keys = {batch_key(s, p) for s, p in zip(specs, plans, strict=True)}
+    # compiled, every spec renders into the same bucket and is trimmed to its own frames after
+    bucket = getattr(engine, "frame_bucket", None)
+    keys = {batch_key(s, p, bucket=bucket) for s, p in zip(specs, plans, strict=True)}
     if len(keys) != 1:
         raise ValueError(f"specs of one batch must share frames, steps and scheduler, got {keys}")
-    frames = plans[0].frames
+    frames = keys.pop()[0]
+    if any(spec.seed is None for spec in specs):
+        raise ValueError("render_batch needs seeded specs (see resolve_seed)")
+    from .audio_in import prepare
+
+    # sources read and encoded once, before any UNet step (retake rounds reuse them)
+    sources = {id(s): prepare(engine, s, p) for s, p in zip(specs, plans, strict=True)}
+    clips = _render_round(
+        engine,
+        specs,
+        plans,
+        frames=frames,
+        round_=0,
+        on_step=on_step,
+        is_cancelled=is_cancelled,
+        sources=sources,
+    )
+    # Retakes: a spec none of whose takes fits the grid renders again with new seeds (round k:
+    # seed + takes·k), up to spec.retake rounds; all rounds' takes are ranked together.
+    rounds = [0] * len(specs)
+    for k in range(1, max(s.retake for s in specs) + 1):
+        again = [
+            i
+            for i, spec in enumerate(specs)
+            if spec.retake >= k
+            and spec.grid == "stretch"
+            and spec.audio_mode == "text"  # audio modes keep the source's grid
+            and not any(c.fits_grid for c in clips[i])
+        ]
+        if not again:
+            break
+        steps_before = k * specs[0].steps
+
+        def shifted(step: int, total: int, before: int = steps_before) -> None:
+            if on_step is not None:  # steps keep counting up over the rounds
+                on_step(before + step, before + total)
+
+        log.info("no take fits the grid: retake %d of specs %s", k, again)
+        more = _render_round(
+            engine,
+            [specs[i] for i in again],
+            [plans[i] for i in again],
+            frames=frames,
+            round_=k,
+            on_step=shifted,
+            is_cancelled=is_cancelled,
+            sources=sources,
+        )
+        for i, extra in zip(again, more, strict=True):
+            clips[i] = clips[i] + extra
+            rounds[i] = k
+    out = []
+    for spec, per_spec, used in zip(specs, clips, rounds, strict=True):
+        ranked = rank_takes(per_spec)[: spec.takes]
+        for clip in ranked:
+            clip.retakes = used
+            if used:  # delivered takes are numbered 0… (a restart renders missing numbers)
+                clip.take = clip.rank
+        out.append(ranked)
+    return out
+
+
+def _render_round(
+    engine: Engine,
+    specs: Sequence[ClipSpec],
+    plans: Sequence[RenderPlan],
+    *,
+    frames: int,
+    round_: int,
+    on_step: StepCallback | None,
+    is_cancelled: Callable[[], bool] | None,
+    sources: Mapping[int, Prepared | None] | None = None,
+) -> list[list[Clip]]:
+    """One engine pass over ``specs`` (round 0, or retake ``round_``: seeds moved on by
+    ``takes × round_``), each spec's takes finished, in the engine's order (CLAP score first).
+    ``sources``: each spec's :func:`.audio_in.prepare` by ``id(spec)``."""
+    from .audio_in import item_for
+    from .engine import SEED_MODULUS, RenderItem
+
+    sources = sources or {}
     items = []
     for spec in specs:
-        if spec.seed is None:
-            raise ValueError("render_batch needs seeded specs (see resolve_seed)")
+        first = (int(spec.seed or 0) + spec.takes * round_) % SEED_MODULUS
+        morph_first = (int(spec.morph_seed_used or 0) + spec.takes * round_) % SEED_MODULUS
         items.append(
-            RenderItem(
-                prompt=spec.prompt,
-                negative_prompt=spec.negative_prompt,
-                guidance=spec.guidance,
-                seeds=RenderItem.seeds_for(spec.seed, spec.takes),
+            item_for(
+                spec,
+                RenderItem.seeds_for(first, spec.takes),
+                RenderItem.seeds_for(morph_first, spec.takes),
+                sources.get(id(spec)),
             )
         )
     results = engine.generate(
@@ -322,9 +503,11 @@ def render_batch(
     model = engine.components.source
     for spec, plan, takes in zip(specs, plans, results, strict=True):
         per_spec = []
-        for rank, take in enumerate(takes):  # the engine's order: best CLAP score first
+        for order, take in enumerate(takes):  # the engine's order: best CLAP score first
             started = time.perf_counter()
-            done = finish(take.waveform, plan, spec, model_rate=engine.model_rate)
+            rank = order + spec.takes * round_  # a later round's take ranks after earlier ones
+            wave = take.waveform[: plan.frames * engine.hop]  # a bucket's extra frames go
+            done = _finish_take(wave, plan, spec, sources.get(id(spec)), engine.model_rate)
             timings = dict(take.timings)
             timings["post"] = time.perf_counter() - started
             per_spec.append(
@@ -342,9 +525,10 @@ def render_batch(
                     loudness_lufs=done.loudness_lufs,
                     loudness_note=done.loudness_note,
                     grid=done.grid,
+                    render_round=round_,
                 )
             )
-        clips.append(rank_takes(per_spec))
+        clips.append(per_spec)
     return clips
 
 

@@ -9,6 +9,7 @@ names the key and its allowed range the same way.
 from __future__ import annotations
 
 import math
+import re
 import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -16,12 +17,16 @@ from typing import Any
 from .errors import BadRequest
 
 __all__ = [
+    "AUDIO_MODES",
     "DEFAULT_MAX_SECONDS",
     "DEFAULT_MODEL",
     "DEFAULT_NEGATIVE_PROMPT",
     "DEFAULT_PRESET",
     "GRID_MODES",
+    "KEY_FORMS",
+    "KEY_NAMES",
     "LIMITS",
+    "MAX_BLENDS",
     "MAX_PROMPT_CHARS",
     "MIN_SECONDS",
     "PRESETS",
@@ -33,8 +38,10 @@ __all__ = [
     "Preset",
     "check_choice",
     "check_int",
+    "check_key",
     "check_number",
     "check_prompt",
+    "parse_key",
 ]
 
 DEFAULT_MODEL = "ucsd-reach/musicldm"
@@ -98,7 +105,26 @@ LIMITS: dict[str, Limit] = {
     "ahead": Limit(1, 8, integer=True),
     "gate": Limit(0, 1, integer=True),
     "loudness": Limit(-60, 0),
+    "retake": Limit(0, 3, integer=True),
+    # Audio in (:mod:`.audio_in`): SDEdit strength, new bars after a source, the share of the
+    # reference clip's CLAP audio embedding, a blend prompt's weight and the morph position.
+    "strength": Limit(0, 1),
+    "extend": Limit(1, 64, integer=True),
+    "like_weight": Limit(0, 1),
+    "blend_weight": Limit(0, 10),
+    "morph": Limit(0, 1),
+    "morph_seed": Limit(0, 2**31 - 1, integer=True),
+    # Live (daemon.live.slots): the strength of each new take of an evolving slot.
+    "evolve": Limit(0, 1),
 }
+
+MAX_BLENDS = 8
+"""At most this many extra ``blend`` prompts per clip."""
+
+AUDIO_MODES = ("text", "variation", "repaint", "continue")
+"""What a clip starts from (:attr:`ClipSpec.audio_mode`): noise, or the ``source`` audio noised
+to ``strength``, or the source with bars ``repaint`` regenerated, or ``extend`` new bars after
+it."""
 
 
 def _is_number(value: Any) -> bool:
@@ -162,6 +188,42 @@ def check_prompt(prompt: Any, *, key: str = "prompt") -> str:
     return text
 
 
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+KEY_NAMES = tuple(NOTE_NAMES) + tuple(f"{n}m" for n in NOTE_NAMES)
+"""The 24 keys as the reports name them: "C" … "B" major, "Cm" … "Bm" minor (sharps)."""
+
+_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_KEY_TEXT = re.compile(r"\s*([A-Ga-g])\s*([#b♯♭]?)\s*([A-Za-z]*)\s*")
+_MINOR_WORDS = ("m", "min", "minor")
+_MAJOR_WORDS = ("", "maj", "major")
+KEY_FORMS = "a note A-G, optional # or b, then m or minor for minor (F#m, Bb, C major, A minor)"
+"""How a ``key`` may be written, for error messages and help texts."""
+
+
+def parse_key(text: str) -> tuple[int, bool]:
+    """(tonic pitch class 0–11 from C, minor?) of a key name: "F#m", "Bb", "c#m", "Ebm",
+    "C major", "A minor", "Gmin", "DM" (capital M: major). Raises ValueError otherwise."""
+    match = _KEY_TEXT.fullmatch(text) if isinstance(text, str) else None
+    mode = match.group(3) if match else ""
+    if match is None or (mode != "M" and mode.lower() not in _MINOR_WORDS + _MAJOR_WORDS):
+        raise ValueError(f"key must be {KEY_FORMS}, got {text!r}")
+    shift = {"": 0, "#": 1, "♯": 1, "b": -1, "♭": -1}[match.group(2)]
+    tonic = (_LETTERS[match.group(1).upper()] + shift) % 12
+    return tonic, mode != "M" and mode.lower() in _MINOR_WORDS
+
+
+def check_key(value: Any) -> str | None:
+    """``value`` (None, or a key :func:`parse_key` reads) as its :data:`KEY_NAMES` name, e.g.
+    "Bb minor" → "A#m"; raises :class:`BadRequest` naming the forms allowed. "" means none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        tonic, minor = parse_key(value)
+    except ValueError as exc:
+        raise BadRequest(str(exc), key="key") from None
+    return KEY_NAMES[tonic + 12 * minor]
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named bundle of sampler settings (``live`` fast, ``studio`` close to upstream)."""
@@ -213,7 +275,42 @@ class ClipSpec:
     loudness_lufs: float | None = None
     name: str | None = None
     grid: str = GRID_MODES[0]
+    key: str | None = None
+    """Transpose tonal music to this key (:func:`check_key` form, e.g. "F#m"), grid ``stretch``."""
+    retake: int = 0
+    """Render again with new seeds, up to this many times, when no take fits the grid."""
+    # Audio in (issue 12; :mod:`.audio_in`). ``source``/``like`` are absolute paths the daemon or
+    # CLI has already sandbox-checked: musicldm_core only reads them.
+    source: str | None = None
+    strength: float | None = None
+    repaint: tuple[int, int] | None = None
+    extend: int | None = None
+    like: str | None = None
+    like_weight: float = 0.5
+    blend: tuple[tuple[str, float], ...] = ()
+    morph_to: str | None = None
+    morph: float = 0.0
+    morph_seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def audio_mode(self) -> str:
+        """One of :data:`AUDIO_MODES`: ``continue`` with ``extend``, ``repaint`` with
+        ``repaint``, ``variation`` with ``strength``, else ``text``."""
+        if self.extend is not None:
+            return "continue"
+        if self.repaint is not None:
+            return "repaint"
+        if self.strength is not None:
+            return "variation"
+        return "text"
+
+    @property
+    def morph_seed_used(self) -> int | None:
+        """The seed the noise is slerped toward when morphing: ``morph_seed``, or seed + 1."""
+        if self.morph_seed is not None:
+            return self.morph_seed
+        return None if self.seed is None else (self.seed + 1) % 2**31
 
     @property
     def grid_bars(self) -> int | None:
@@ -264,6 +361,8 @@ class ClipSpec:
             )
         sample_format = check_choice("format", self.sample_format, SAMPLE_FORMATS)
         grid = check_choice("grid", self.grid, GRID_MODES)
+        key = check_key(self.key)
+        retake = check_int("retake", self.retake)
         loudness = None
         if self.loudness_lufs is not None:
             loudness = check_number("loudness", self.loudness_lufs)
@@ -272,8 +371,12 @@ class ClipSpec:
             raise BadRequest(
                 f"negative must be text of at most {MAX_PROMPT_CHARS} characters", key="negative"
             )
+        audio = self._validated_audio(bars, seconds)
+        if self.extend is not None:
+            bars = audio["extend"]  # the clip IS the new bars
         spec = replace(
             self,
+            **audio,
             prompt=prompt,
             bars=bars,
             beats_per_bar=beats,
@@ -286,6 +389,8 @@ class ClipSpec:
             scheduler=scheduler,
             sample_format=sample_format,
             grid=grid,
+            key=key,
+            retake=retake,
             loudness_lufs=loudness,
             negative_prompt=" ".join(self.negative_prompt.split()),
         )
@@ -296,3 +401,93 @@ class ClipSpec:
                 key="bars",
             )
         return spec
+
+    def _validated_audio(self, bars: int, seconds: float | None) -> dict[str, Any]:
+        """The audio-in fields normalised (see :data:`AUDIO_MODES`); raises :class:`BadRequest`."""
+        modes = [
+            key
+            for key, value in (
+                ("strength", self.strength),
+                ("repaint", self.repaint),
+                ("extend", self.extend),
+            )
+            if value is not None
+        ]
+        if len(modes) > 1:
+            raise BadRequest(
+                f"{' and '.join(modes)} cannot be combined: choose one of strength (variation), "
+                "repaint or extend (continue)",
+                key=modes[1],
+            )
+        source = _check_path("from", self.source)
+        if modes and source is None:
+            raise BadRequest(
+                f"{modes[0]} needs input audio: give from (a clip id or file)", key="from"
+            )
+        if source is not None and not modes:
+            raise BadRequest(
+                "from needs strength (a variation), repaint (bars to regenerate) or extend "
+                "(new bars after it)",
+                key="from",
+            )
+        strength = None if self.strength is None else check_number("strength", self.strength)
+        repaint = None
+        if self.repaint is not None:
+            if seconds is not None:
+                raise BadRequest("repaint counts bars: give bars, not seconds", key="repaint")
+            repaint = _check_bar_span(self.repaint, bars)
+        extend = None
+        if self.extend is not None:
+            if seconds is not None:
+                raise BadRequest("extend counts bars: give bars, not seconds", key="extend")
+            extend = check_int("extend", self.extend)
+        if not isinstance(self.blend, (tuple, list)) or len(self.blend) > MAX_BLENDS:
+            raise BadRequest(
+                f"blend takes at most {MAX_BLENDS} prompt:weight pairs, got {self.blend!r}",
+                key="blend",
+            )
+        blend: list[tuple[str, float]] = []
+        for item in self.blend:
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise BadRequest(f"blend must be prompt:weight pairs, got {item!r}", key="blend")
+            weight = check_number("blend", item[1], LIMITS["blend_weight"])
+            blend.append((check_prompt(item[0], key="blend"), weight))
+        morph_to = None if self.morph_to is None else check_prompt(self.morph_to, key="morph_to")
+        morph = check_number("morph", self.morph)
+        if morph > 0 and morph_to is None:
+            raise BadRequest("morph needs morph_to: the prompt to morph toward", key="morph")
+        morph_seed = None
+        if self.morph_seed is not None:
+            morph_seed = check_int("morph_seed", self.morph_seed)
+        return {
+            "source": source,
+            "strength": strength,
+            "repaint": repaint,
+            "extend": extend,
+            "like": _check_path("like", self.like),
+            "like_weight": check_number("like_weight", self.like_weight),
+            "blend": tuple(blend),
+            "morph_to": morph_to,
+            "morph": morph,
+            "morph_seed": morph_seed,
+        }
+
+
+def _check_path(key: str, value: Any) -> str | None:
+    """``value`` as a non-empty path string (or None); the daemon has already sandboxed it."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"{key} must be a clip id or a file path, got {value!r}", key=key)
+    return value
+
+
+def _check_bar_span(value: Any, bars: int) -> tuple[int, int]:
+    """``repaint`` as (first, last) 1-based inclusive bars within the clip's ``bars``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise BadRequest(f"repaint must be bars A-B (1-based), got {value!r}", key="repaint")
+    span = Limit(1, bars, integer=True)
+    first, last = (check_int("repaint", v, span) for v in value)
+    if first > last:
+        raise BadRequest(f"repaint must be bars A-B with A <= B, got {first}-{last}", key="repaint")
+    return first, last

@@ -46,6 +46,7 @@ __all__ = [
     "make_folder",
     "read_clip_info",
     "safe_stem",
+    "tagged_bars",
     "write_wav_atomic",
 ]
 
@@ -353,6 +354,20 @@ def read_clip_info(path: Path | str) -> dict[str, Any]:
     info["samples"] = (data_bytes or 0) // block_align
     info["seconds"] = info["samples"] / info["sample_rate"] if info["sample_rate"] else 0.0
     return info
+
+
+def tagged_bars(path: Path | str, beats_per_bar: int) -> int | None:
+    """How many bars of ``beats_per_bar`` beats the WAV at ``path`` says it holds (its ACID
+    chunk's beat count, as this project and most DAWs write it), or None when it does not say
+    (no ACID chunk, a one-shot, not a WAV, unreadable). Audio in uses it so a variation or a
+    repaint of a clip keeps the clip's length unless the request names one."""
+    try:
+        acid = read_clip_info(path)["acid"]
+    except (OSError, ValueError):
+        return None
+    if not acid or acid.get("one_shot") or not acid.get("beats") or beats_per_bar <= 0:
+        return None
+    return max(1, round(int(acid["beats"]) / beats_per_bar))
 
 
 # --- names -------------------------------------------------------------------------------------

@@ -187,6 +187,31 @@ def test_conformed_grooves_land_on_the_target_grid(bpm, swing, start_s, pickup) 
     assert matched >= 0.85
 
 
+@pytest.mark.parametrize("key", [None, "D"])
+def test_model_rate_audio_is_stretched_at_its_own_rate_onto_the_grid(key: str | None) -> None:
+    """The engine's 16 kHz audio is analysed and stretched at 16 kHz (a third of the work)
+    and only the clip's window is resampled: it must land on the grid as well as 44.1 kHz."""
+    spec = _spec()
+    plan = plan_clip(spec)
+    seconds = input_samples(plan, spec) / RATE
+    bars = math.ceil((seconds - 0.37) / (4 * 60 / 108.0)) + 1
+    audio, _ = groove(bpm=108.0, bars=bars, swing=0.62, start_s=0.37, chords=True, rate=16000)
+    done = conform(audio, 16000, spec, plan, key=key)
+    assert done.report.stretched, done.report.note
+    assert done.report.ratio == pytest.approx(TARGET / 108.0, rel=0.003)
+    assert done.report.start_s == pytest.approx(0.37, abs=0.01)
+    assert done.report.transpose_semitones == (0.0 if key is None else 2.0)
+    assert done.audio.shape == (plan.out_samples,) and done.audio.dtype == np.float32
+    phase, spread, matched = _grid_fit(done.audio, _reference(spec, 0.62))
+    assert abs(phase) <= PHASE_MS
+    assert spread <= SPREAD_MS
+    assert matched >= 0.85
+    # the stretch's own length contract, at another output rate
+    window = audio[: 16000 * 2]
+    out = stretch(window, 16000, 1.1, out_rate=RATE)
+    assert len(out) == round(len(window) / 1.1 * RATE / 16000)
+
+
 def test_a_half_time_reading_is_conformed_at_the_asked_tempo() -> None:
     spec = _spec(bpm=90.0)
     audio = _model_audio(spec, 172.0, start_s=0.15)  # a 172 BPM groove asked for at 90
