@@ -23,12 +23,16 @@ from typing import Any, TextIO
 
 from daemon.wire.contract import (
     GENERATE_OPTIONS,
+    MORPH_BARS,
     PLAYBACK_OPTIONS,
     PRIORITIES,
     QUANTIZE_CHOICES,
     SLOT_OPTIONS,
     TRANSPORT_CHOICES,
+    bar_span,
+    blend_pair,
 )
+from musicldm_core.errors import BadRequest
 from musicldm_core.spec import DEFAULT_MAX_SECONDS, LIMITS, MIN_SECONDS, Limit
 
 from .client import (
@@ -143,6 +147,26 @@ def _add_generate_options(parser: argparse.ArgumentParser, *, for_slot: bool = F
         action="store_true",
         help="a plain cut with short fades instead of a seamless loop (default: a loop)",
     )
+    add(
+        "--grid",
+        choices=GENERATE_OPTIONS["grid"].choices,
+        help=_help("grid", "put the music on the tempo grid, only check and report, or neither"),
+    )
+    add(
+        "--key",
+        metavar="KEY",
+        help=_help(
+            "key",
+            "transpose tonal music to this key: F#m, Bb, C major, A minor (needs grid stretch)",
+            default="as rendered",
+        ),
+    )
+    add(
+        "--retake",
+        type=int,
+        metavar="N",
+        help=_help("retake", "render again with new seeds, up to N times, when no take fits"),
+    )
     add("--name", metavar="STEM", help=_help("name", "file name stem", default="the prompt"))
     add("--priority", choices=PRIORITIES, help=_help("priority", "queue priority"))
     if for_slot:
@@ -151,6 +175,14 @@ def _add_generate_options(parser: argparse.ArgumentParser, *, for_slot: bool = F
             "--gate",
             action="store_true",
             help="a MIDI note plays the slot only while held (default: it plays until stopped)",
+        )
+        add(
+            "--evolve",
+            type=float,
+            metavar="S",
+            help=_help(
+                "evolve", "each new take is a variation of this strength of the one before; 0: off"
+            ),
         )
     else:
         add(
@@ -164,11 +196,102 @@ def _add_generate_options(parser: argparse.ArgumentParser, *, for_slot: bool = F
             action="store_true",
             help="play it at the next quantize point once it is ready (default: don't)",
         )
+    _add_audio_in_options(parser)
+
+
+def _checked_by(check: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse type: the text as given, once ``check`` (a contract parser) accepts it, so
+    that a malformed value is a usage error before anything is sent."""
+
+    def read(text: str) -> str:
+        try:
+            check(text)
+        except BadRequest as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+        return text
+
+    return read
+
+
+def _add_audio_in_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "audio in",
+        "Start from audio instead of noise (docs/clips.md, Audio in). A CLIP is a library "
+        "clip's job id or a file path as the daemon reads it: relative paths are inside its "
+        "output folder.",
+    )
+    add = group.add_argument
+    none = "none"
+    add("--from", dest="from_", metavar="CLIP", help=_help("from", "input audio", default=none))
+    add(
+        "--strength",
+        type=float,
+        metavar="S",
+        help=_help("strength", "variation of --from: how far from it", default=none),
+    )
+    add(
+        "--repaint",
+        type=_checked_by(bar_span),
+        metavar="A-B",
+        help=_help(
+            "repaint",
+            "regenerate bars A to B of --from (1-based, inclusive; or one bar A)",
+            default=none,
+        ),
+    )
+    add(
+        "--extend",
+        type=int,
+        metavar="N",
+        help=_help("extend", "continue --from with N new bars", default=none),
+    )
+    add(
+        "--like", metavar="CLIP", help=_help("like", "a reference clip to sound like", default=none)
+    )
+    add(
+        "--like-weight",
+        type=float,
+        metavar="W",
+        help=_help("like_weight", "the share of --like in the conditioning"),
+    )
+    add(
+        "--blend",
+        action="append",
+        type=_checked_by(blend_pair),
+        metavar="PROMPT:W",
+        help=_help(
+            "blend",
+            "an extra prompt with its weight, repeatable",
+            span=f"weight {_range(LIMITS['blend_weight'])}",
+            default=none,
+        ),
+    )
+    add(
+        "--morph-to",
+        metavar="PROMPT",
+        help=_help("morph_to", "a second prompt to morph toward", default=none),
+    )
+    add(
+        "--morph",
+        type=float,
+        metavar="X",
+        help=_help("morph", "position from the prompt (0) to --morph-to (1)"),
+    )
+    add(
+        "--morph-seed",
+        type=int,
+        metavar="SEED",
+        help=_help("morph_seed", "seed of the noise morphed toward"),
+    )
+
+
+_DESTS = {"from": "from_"}
+"""Option keys whose argparse ``dest`` differs (``from`` is a Python keyword)."""
 
 
 def _generate_options(args: argparse.Namespace) -> dict[str, Any]:
     keys = [key for key in SLOT_OPTIONS if key not in ("loop", "play", "gate", "id")] + ["slot"]
-    options = {key: getattr(args, key, None) for key in keys}
+    options = {key: getattr(args, _DESTS.get(key, key), None) for key in keys}
     if args.no_loop:
         options["loop"] = 0
     for switch in ("play", "gate"):
@@ -276,6 +399,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_quantize(stop, "when to stop: at once, on the next beat or on the next bar")
     stop.set_defaults(run=_stop)
+
+    morph = sub.add_parser(
+        "morph",
+        help="morph one slot into another over some bars, one rendered step a bar",
+        description="Morph slot FROM into slot TO over BARS bars: one rendered step a bar, "
+        "played in slot TO, which keeps the last one. Both slots must be defined.",
+    )
+    morph.add_argument(
+        "source", metavar="FROM", type=int, help=f"slot number, {_limit_text('index')}"
+    )
+    morph.add_argument(
+        "target", metavar="TO", type=int, help=f"slot number, {_limit_text('index')}"
+    )
+    morph.add_argument(
+        "bars", metavar="BARS", type=int, help=f"bars it takes, {_range(MORPH_BARS)}"
+    )
+    _add_quantize(morph, "when the first step starts: at once, on the next beat or bar")
+    morph.set_defaults(run=_morph)
 
     tempo = sub.add_parser("tempo", help="set the internal clock's tempo")
     tempo.add_argument("bpm", type=float, help=f"beats per minute, {_limit_text('bpm')}")
@@ -409,6 +550,11 @@ def _play(client: Client, args: argparse.Namespace) -> int:
 
 def _stop(client: Client, args: argparse.Namespace) -> int:
     client.stop(args.index, args.quantize)
+    return EXIT_OK
+
+
+def _morph(client: Client, args: argparse.Namespace) -> int:
+    client.morph(args.source, args.target, args.bars, args.quantize)
     return EXIT_OK
 
 

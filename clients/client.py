@@ -149,8 +149,8 @@ class Client(Commands):
     :class:`~clients.commands.Commands` for the arguments. A background thread reads the
     socket until :meth:`close`; the client is thread-safe.
     Every command (``ping``, ``status``, ``get``, ``set``, ``cancel``, ``notify``, ``slot``,
-    ``trigger``, ``play``, ``stop``, ``tempo``, ``transport``) blocks until it is answered or
-    confirmed; see :class:`~clients.commands.Commands`. Use it as a context manager::
+    ``trigger``, ``play``, ``stop``, ``morph``, ``tempo``, ``transport``) blocks until it is
+    answered or confirmed; see :class:`~clients.commands.Commands`. Use it as a context manager::
 
         with Client() as client:
             print(client.generate("warm lofi piano", bars=2, bpm=90).wait().path)
@@ -206,9 +206,13 @@ class Client(Commands):
 
         ``options`` are the contract's generate options (``bars``, ``beats``, ``bpm``,
         ``seconds``, ``seed``, ``steps``, ``guidance``, ``negative``, ``takes``, ``scheduler``,
-        ``preset``, ``loop``, ``name``, ``slot``, ``play``, ``priority``); ``None`` values are
-        left out, ``True``/``False`` travel as 1/0. Without ``id`` the client picks a unique
-        text id. The daemon validates everything; a refusal surfaces as :class:`JobFailed`.
+        ``preset``, ``loop``, ``grid``, ``key``, ``retake``, ``name``, ``slot``, ``play``,
+        ``priority``, and audio in: ``from_`` (``from`` on the wire), ``strength``,
+        ``repaint``, ``extend``, ``like``, ``like_weight``, ``blend``, ``morph_to``,
+        ``morph``, ``morph_seed``); ``None`` values are left out, ``True``/``False`` travel
+        as 1/0, and a list for ``blend`` (``["warm pads:0.3", ("vinyl hiss", 0.2)]``) goes
+        out as one ``blend`` pair per item. Without ``id`` the client picks a unique text id.
+        The daemon validates everything; a refusal surfaces as :class:`JobFailed`.
         """
         return queue_job(self._session, Job, prompt, id, options)
 

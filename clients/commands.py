@@ -200,7 +200,8 @@ class Commands:
     @flow_method
     def slot(self, index: int, prompt: str, *, confirm: bool = True, **options: Any) -> Flow[None]:
         """Define clip slot ``index`` (0-127) with a prompt and generate options (plus
-        ``ahead``, the takes kept ready, and ``gate``)."""
+        ``ahead``, the takes kept ready, ``gate``, and ``evolve``: each new take a variation
+        of this strength, 0-1, of the one before)."""
         args = [index, prompt, *option_args(options)]
         return self._session.confirmed(request_address("slot"), args, confirm)
 
@@ -228,6 +229,22 @@ class Commands:
         args: list[Any] = [] if index is None else [index]
         args += option_args({"quantize": quantize})
         return self._session.confirmed(request_address("stop"), args, confirm)
+
+    @flow_method
+    def morph(
+        self,
+        from_slot: int,
+        to_slot: int,
+        bars: int,
+        quantize: str | None = None,
+        *,
+        confirm: bool = True,
+    ) -> Flow[None]:
+        """Morph slot ``from_slot`` into slot ``to_slot`` over ``bars`` bars (1-32), one
+        rendered step a bar, starting at the ``quantize`` point (none/beat/bar); both slots must
+        be defined. The steps play in ``to_slot``, which keeps the last one."""
+        args: list[Any] = [from_slot, to_slot, bars, *option_args({"quantize": quantize})]
+        return self._session.confirmed(request_address("morph"), args, confirm)
 
     @flow_method
     def tempo(self, bpm: float, *, confirm: bool = True) -> Flow[None]:

@@ -19,6 +19,7 @@ Errors::
 
 from __future__ import annotations
 
+import keyword
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from daemon.wire.contract import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     FAIL_CODES,
+    OPTIONS_OF,
     PREFIX,
     REPLIES,
     JobId,
@@ -368,10 +370,57 @@ def encode_message(address: str, args: Iterable[Any]) -> bytes:
         raise ClientError(f"cannot encode {address} {list(args)!r}: {exc}") from exc
 
 
+REPEATING: frozenset[str] = frozenset(
+    key for table in OPTIONS_OF.values() for key, option in table.items() if option.repeats
+)
+"""The options the contract lets a request give more than once (``blend``)."""
+
+
+def wire_key(key: str) -> str:
+    """An option's wire word from a Python keyword argument: a trailing ``_`` escapes a
+    Python keyword (``from_`` → ``from``, since ``from=`` cannot be written in a call)."""
+    if key.endswith("_") and keyword.iskeyword(key[:-1]):
+        return key[:-1]
+    return key
+
+
+def _pair_text(value: Any) -> Any:
+    """A ``(prompt, weight)`` pair as the wire writes it (``"warm pads:0.3"``); else as is."""
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], (int, float))
+        and not isinstance(value[1], bool)
+    ):
+        return f"{value[0]}:{value[1]:g}"
+    return value
+
+
 def option_args(options: Mapping[str, Any]) -> list[Any]:
-    """``key value`` pairs for the wire, in the given order; ``None`` values are left out."""
+    """``key value`` pairs for the wire, in the given order; ``None`` values are left out.
+
+    A key ending in ``_`` that escapes a Python keyword loses it (``from_`` → ``from``). A
+    list or tuple given to an option that repeats (:data:`REPEATING`: ``blend``) goes out as
+    one ``key value`` pair per item, in order; an item (or the value itself) that is a
+    ``(prompt, weight)`` tuple is written ``"prompt:weight"``. A list or tuple for any other
+    option raises :class:`ClientError`: the daemon takes one value per key there.
+    """
     pairs: list[Any] = []
-    for key, value in options.items():
-        if value is not None:
+    for given, raw in options.items():
+        if raw is None:
+            continue
+        key = wire_key(given)
+        value = _pair_text(raw) if key in REPEATING else raw
+        if not isinstance(value, (list, tuple)):
             pairs += [key, value]
+        elif key in REPEATING:
+            for item in value:
+                pairs += [key, _pair_text(item)]
+        else:
+            allowed = ", ".join(sorted(REPEATING)) or "none"
+            raise ClientError(
+                f"{key} takes one value, got {value!r}; only these options may be given "
+                f"several values (a list): {allowed}"
+            )
     return pairs

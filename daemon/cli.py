@@ -1,9 +1,10 @@
-"""The ``musicldm-daemon`` command line: ``serve`` (default), ``render``, ``conform``, ``clips``,
-``midi-ports``, ``audio-devices``.
+"""The ``musicldm-daemon`` command line: ``serve`` (default), ``render``, ``conform``, ``pack``,
+``clips``, ``midi-ports``, ``audio-devices``.
 
 Every argparse parser of the daemon lives here. ``render`` makes clips straight from the shell
-without a daemon; ``conform`` puts an audio file the user has on the tempo grid, as a render is
-(:mod:`musicldm_core.conform`); ``serve`` starts the daemon (:mod:`daemon.app.daemon`). Errors
+without a daemon and ``conform`` puts an audio file the user has on the tempo grid, as a render
+is (both in :mod:`daemon.offline`); ``pack`` renders a sample pack (:mod:`daemon.pack`);
+``serve`` starts the daemon (:mod:`daemon.app.daemon`). Errors
 end with ``error: <message>`` on stderr and a non-zero status: 2 for bad input, 3 for model
 trouble, 4 for output trouble, 1 otherwise.
 """
@@ -12,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,20 @@ from daemon import __version__
 from daemon.config import (
     LOG_LEVELS,
     DaemonConfig,
-    default_out_dir,
     default_state_dir,
     load_config,
     parse_host_port,
 )
+from daemon.offline import conform_main, from_args, grid_line, render_main
 from musicldm_core.errors import BadRequest, ModelError, MusicLDMError, OutputError
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
-    DEFAULT_MODEL,
     DEFAULT_PRESET,
     GRID_MODES,
     PRESETS,
     SAMPLE_FORMATS,
     SAMPLE_RATES,
     SCHEDULER_NAMES,
-    ClipSpec,
 )
 
 __all__ = ["main", "serve_parser"]
@@ -49,7 +46,7 @@ __all__ = ["main", "serve_parser"]
 log = logging.getLogger("daemon")
 
 EXIT_CODES = {BadRequest: 2, ModelError: 3, OutputError: 4}
-COMMANDS = ("serve", "render", "conform", "clips", "midi-ports", "audio-devices")
+COMMANDS = ("serve", "render", "conform", "pack", "clips", "midi-ports", "audio-devices")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = sub.add_parser("render", help="render clips to WAV files and print their paths")
     render.add_argument("prompt", help='what to make, e.g. "warm lofi piano"')
-    render.add_argument("--bars", type=int, default=1, help="length in bars (1-64, default 1)")
+    render.add_argument(
+        "--bars",
+        type=int,
+        help="length in bars (1-64, default 1; with --from, the input's own bars when its tempo "
+        "tag says)",
+    )
     render.add_argument("--beats", type=int, default=4, help="beats per bar (1-16, default 4)")
     render.add_argument("--bpm", type=float, default=120.0, help="tempo (20-400, default 120)")
     render.add_argument(
@@ -114,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
         "report its tempo, or neither (default %(default)s)",
     )
     render.add_argument(
+        "--key",
+        help="transpose tonal music to this key (F#m, Bb, C major, A minor; at most 6 semitones; "
+        "with --grid stretch; default: as rendered)",
+    )
+    render.add_argument(
+        "--retake",
+        type=int,
+        default=0,
+        help="render again with new seeds, up to this many times, when no take fits the grid "
+        "(0-3, default %(default)s)",
+    )
+    render.add_argument(
         "--rate",
         type=int,
         default=44100,
@@ -142,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: user data folder)",
     )
     render.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_audio_in_options(render)
     add_model_options(render)
 
     conform = sub.add_parser(
@@ -165,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[m for m in GRID_MODES if m != "off"],
         help="stretch onto the grid, or only check and report the tempo (default %(default)s)",
     )
+    conform.add_argument(
+        "--key",
+        help="transpose tonal music to this key (F#m, Bb, C major, A minor; at most 6 semitones; "
+        "default: as it is)",
+    )
 
     serve = sub.add_parser(
         "serve", help="run the daemon (the default command)", add_help=False
@@ -178,228 +198,91 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("midi-ports", help="list MIDI input ports")
     sub.add_parser("audio-devices", help="list audio output devices (for --audio-device)")
+    add_pack_parser(sub)
     return parser
 
 
-_SPEC_ARGS = {
-    "prompt": "prompt",
-    "bars": "bars",
-    "beats_per_bar": "beats",
-    "bpm": "bpm",
-    "seconds": "seconds",
-    "seed": "seed",
-    "takes": "takes",
-    "sample_rate": "rate",
-    "sample_format": "format",
-    "loudness_lufs": "loudness",
-    "name": "name",
-    "grid": "grid",
-}
-"""``render``'s :class:`ClipSpec` fields and the arguments they come from."""
-
-_PRESET_ARGS = {
-    "steps": "steps",
-    "guidance": "guidance",
-    "negative_prompt": "negative",
-    "scheduler": "scheduler",
-}
-"""The fields ``render``'s arguments set over the preset's, when given."""
-
-
-def _from_args(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
-    """``{field: args.<argument>}`` for each ``field: argument`` of ``names``."""
-    return {name: getattr(args, arg) for name, arg in names.items()}
-
-
-def _render(args: argparse.Namespace) -> int:
-    from musicldm_core.render import plan_clip, render_batch, resolve_seed, save_clip
-    from musicldm_core.wavfile import ensure_writable
-
-    spec = ClipSpec(**_from_args(args, _SPEC_ARGS), loop=not args.no_loop)
-    spec = spec.with_preset(PRESETS[args.preset])
-    overrides = {k: v for k, v in _from_args(args, _PRESET_ARGS).items() if v is not None}
-    spec = replace(spec, **overrides)
-    spec = resolve_seed(spec.validated(max_seconds=args.max_seconds))
-    # absolute, so the printed paths and the library's work from any folder
-    out_dir = Path(os.path.abspath((args.out or default_out_dir()).expanduser()))
-    ensure_writable(out_dir)  # fail before the model loads, not after the render
-    library = _open_library(args.state)
-
-    from musicldm_core.engine import Engine
-
-    if not args.quiet:
-        print(f"loading {args.model or DEFAULT_MODEL} ...", file=sys.stderr)
-    engine = Engine.load(args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype)
-    plan = plan_clip(spec, model_rate=engine.model_rate, hop=engine.hop)
-    bar = _progress_bar(args.quiet, spec)
-
-    def on_step(step: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.n = step
-            bar.refresh()
-
-    try:
-        clips = render_batch(engine, [spec], on_step=on_step)[0]
-    finally:
-        if bar is not None:
-            bar.close()
-    for clip in clips:
-        path = save_clip(clip, out_dir)
-        print(path)
-        if library is not None:
-            _record_render(library, clip)
-        if not args.quiet:
-            score = "" if clip.score is None else f", score {clip.score:.3f}"
-            print(
-                f"  {plan.out_samples} samples at {plan.out_rate} Hz ({clip.seconds:.3f} s), "
-                f"seed {clip.seed}{score}",
-                file=sys.stderr,
-            )
-            if clip.grid is not None:
-                print(f"  {clip.grid.describe()}", file=sys.stderr)
-    if library is not None:
-        library.close()
-    return 0
-
-
-CONFORM_RATE = 44100
-"""``conform`` writes at the input's rate when a clip may have it, else at this rate."""
-
-
-def _conform(args: argparse.Namespace) -> int:
-    """``musicldm-daemon conform``: an audio file onto the tempo grid, as a render's take."""
-    import json
-    from datetime import datetime
-
-    import numpy as np
-    import soundfile as sf
-
-    from musicldm_core.render import SOFTWARE, finish, plan_clip
-    from musicldm_core.wavfile import (
-        ClipTags,
-        encode_wav,
-        ensure_writable,
-        safe_stem,
-        write_wav_atomic,
+def add_pack_parser(sub: Any) -> None:
+    """``pack``: a sample pack from a pack file (docs/packs.md; :mod:`daemon.pack`)."""
+    pack = sub.add_parser(
+        "pack",
+        help="render a sample pack from a pack file, resumably, here or on Ray",
+        description="Render every clip of PACK (a TOML pack file, see docs/packs.md) into "
+        "OUT/<pack name>/<bpm>bpm/<prompt>/ with manifest.csv and manifest.json. Run it again "
+        "to finish a stopped run: only the missing clips are made.",
     )
-
-    source = Path(os.path.abspath(args.input.expanduser()))
-    try:
-        audio, rate = sf.read(str(source), dtype="float32", always_2d=True)
-    except (OSError, RuntimeError, sf.SoundFileError) as exc:  # missing, or not audio
-        raise BadRequest(f"cannot read {source} as audio: {exc}", key="input") from None
-    if audio.shape[0] == 0:
-        raise BadRequest(f"{source} holds no audio", key="input")
-    if not np.isfinite(audio).all():
-        raise BadRequest(f"{source} holds non-finite samples (NaN or infinity)", key="input")
-    if audio.shape[1] > 2:  # the stretcher takes mono or stereo; a surround file is mixed down
-        print(f"note: {audio.shape[1]} channels mixed down to mono", file=sys.stderr)
-        audio = audio.mean(axis=1, keepdims=True)
-    wave = audio[:, 0] if audio.shape[1] == 1 else audio
-    spec = ClipSpec(
-        prompt=source.stem or "conformed",
-        bars=args.bars,
-        beats_per_bar=args.beats,
-        bpm=args.bpm,
-        loop=not args.no_loop,
-        sample_rate=rate if rate in SAMPLE_RATES else CONFORM_RATE,
-        grid=args.grid,
-    ).validated()
-    plan = plan_clip(spec)
-    out_dir = Path(os.path.abspath((args.out or default_out_dir()).expanduser()))
-    ensure_writable(out_dir)
-    try:
-        done = finish(wave, plan, spec, model_rate=int(rate))
-    except ValueError as exc:  # too short for the clip even cut from its start
-        raise BadRequest(
-            f"{source} lasts {len(wave) / rate:.3f} s; {spec.bars} bars of {spec.beats_per_bar} "
-            f"beats at {spec.bpm:g} BPM need at least {plan.needed_samples / plan.out_rate:.3f} s "
-            f"({exc})",
-            key="input",
-        ) from None
-    report = done.grid
-    settings = {
-        "source": str(source),
-        "bars": spec.bars,
-        "beats_per_bar": spec.beats_per_bar,
-        "bpm": spec.bpm,
-        "seconds": round(plan.out_samples / plan.out_rate, 6),
-        "samples": plan.out_samples,
-        "sample_rate": plan.out_rate,
-        "format": spec.sample_format,
-        "loop": spec.loop,
-        "crossfade_samples": plan.crossfade_samples,
-        "gain_db": round(done.gain_db, 3),
-        "grid": None if report is None else report.as_dict(),
-        "software": SOFTWARE,
-    }
-    when = datetime.now()
-    tags = ClipTags(
-        title=source.stem,
-        software=SOFTWARE,
-        comment=json.dumps(settings, sort_keys=True),
-        created=when.strftime("%Y-%m-%d"),
-        bpm=spec.bpm,
-        beats=spec.bars * spec.beats_per_bar,
-        meter_numerator=spec.beats_per_bar,
-        meter_denominator=4,
-        loop=spec.loop,
+    pack.add_argument("pack_file", type=Path, metavar="PACK", help="the pack file (TOML)")
+    pack.add_argument("--out", type=Path, help="output folder (default: Music/MusicLDM)")
+    pack.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="render on Ray: alone, a local Ray runtime; with ADDRESS (host:port or auto), "
+        "join that cluster",
     )
-    stem = "_".join(
-        [
-            when.strftime("%Y%m%d-%H%M%S"),
-            safe_stem(source.stem, max_chars=40) or "conformed",
-            f"{spec.bpm:g}bpm",
-            f"{spec.bars}bars",
-            "conformed",
-        ]
+    pack.add_argument(
+        "--workers", type=int, help="Ray actors (default: one per GPU, or 2 without GPUs)"
     )
-    data = encode_wav(done.audio, plan.out_rate, spec.sample_format, tags)
-    path = write_wav_atomic(out_dir, stem, data)
-    print(path)
-    if report is not None:
-        print(report.describe(), file=sys.stderr)
-        if not report.stretched and report.grid_error_ms is None and spec.grid == "stretch":
-            print(
-                f"an exact {spec.bars}-bar clip, cut from the start of {source.name} unstretched",
-                file=sys.stderr,
-            )
-    return 0
+    pack.add_argument(
+        "--shared-out",
+        action="store_true",
+        help="with --ray: every node sees --out at the same path, so workers write the files "
+        "(default: files are streamed back to this machine)",
+    )
+    pack.add_argument("--dry-run", action="store_true", help="print the plan, render nothing")
+    pack.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help="longest clip allowed, in seconds (default %(default)g)",
+    )
+    pack.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_model_options(pack)
 
 
-RENDER_JOB_ID = "render"
-"""The job id of ``render``'s clips in the library: ``/musicldm/play render`` plays the newest."""
-
-
-def _open_library(state: Path | None) -> Any:
-    """The journal ``render`` records its clips in, so ``clips`` lists them; None (with a
-    warning: the files are made anyway) when it cannot be opened."""
-    from daemon.jobs.journal import Journal
-
-    folder = Path(os.path.abspath((state or default_state_dir()).expanduser()))
-    try:
-        return Journal(folder / "journal.sqlite3")
-    except MusicLDMError as exc:
-        print(f"warning: the clips will not be in the library: {exc}", file=sys.stderr)
-        return None
-
-
-def _record_render(library: Any, clip: Any) -> None:
-    from daemon.jobs.journal import ClipRecord
-
-    try:
-        library.add_clip(ClipRecord.of(clip, RENDER_JOB_ID, sum(clip.timings.values())))
-    except MusicLDMError as exc:
-        print(f"warning: {clip.path} is not in the library: {exc}", file=sys.stderr)
-
-
-def _progress_bar(quiet: bool, spec: ClipSpec) -> Any:
-    if quiet:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=spec.steps, desc="rendering", unit="step", file=sys.stderr, leave=False)
+def add_audio_in_options(render: argparse.ArgumentParser) -> None:
+    """``render``'s audio-in options (docs/clips.md, "Audio in")."""
+    group = render.add_argument_group(
+        "audio in",
+        "start from sound: FILE is any audio file you name (WAV, FLAC, AIFF, OGG, ...) or a "
+        "clip id from the library; with --input-dir, only files inside the output folder and "
+        "those folders, as the daemon reads them",
+    )
+    group.add_argument("--from", dest="source", metavar="FILE", help="input audio")
+    group.add_argument(
+        "--strength", type=float, help="variation: 0-1, how far from the input (needs --from)"
+    )
+    group.add_argument(
+        "--repaint", metavar="A-B", help="regenerate bars A to B of the input (1-based, inclusive)"
+    )
+    group.add_argument(
+        "--extend", type=int, metavar="N", help="continue: write the N new bars after the input"
+    )
+    group.add_argument("--like", metavar="FILE", help="a reference clip to sound like")
+    group.add_argument(
+        "--like-weight", type=float, metavar="W", help="0-1: the share of --like (default 0.5)"
+    )
+    group.add_argument(
+        "--blend",
+        action="append",
+        metavar="PROMPT:W",
+        help="an extra prompt with its weight, 0-10 (repeatable, at most 8)",
+    )
+    group.add_argument("--morph-to", metavar="PROMPT", help="a second prompt to morph toward")
+    group.add_argument(
+        "--morph", type=float, metavar="X", help="0-1: from the prompt (0) to --morph-to (1)"
+    )
+    group.add_argument(
+        "--morph-seed", type=int, metavar="S", help="seed morphed toward (default: seed + 1)"
+    )
+    group.add_argument(
+        "--input-dir",
+        action="append",
+        type=Path,
+        metavar="FOLDER",
+        help="read --from/--like only inside the output folder and this folder (repeatable)",
+    )
 
 
 def _add_switch(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
@@ -432,6 +315,14 @@ def serve_parser() -> argparse.ArgumentParser:
         state_help="journal, library and lock folder (default: the user data folder, "
         f"{default_state_dir()})",
     )
+    parser.add_argument(
+        "--input-dir",
+        action="append",
+        type=Path,
+        metavar="FOLDER",
+        help="also let from/like read audio files inside this folder (repeatable; the output "
+        "folder and library clips always)",
+    )
     parser.add_argument("--tempo", type=float, help="initial tempo in BPM (default 120)")
     _add_switch(parser, "--day-folders", "one subfolder per day in the output folder")
     parser.add_argument("--max-batch", type=int, help="takes rendered together (default: auto)")
@@ -462,6 +353,12 @@ def serve_parser() -> argparse.ArgumentParser:
         "--compile",
         "torch.compile the UNet at start (slow start, faster renders; CUDA graphs on a GPU)",
     )
+    parser.add_argument(
+        "--compile-batches",
+        metavar="N,N,...",
+        help="with --compile: take counts per batch to compile at start, guided and not "
+        "(default 1,2,4,8 on CUDA, 1,2 elsewhere)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up render")
     parser.add_argument(
         "--log-level", help=f"{', '.join(LOG_LEVELS)} (default info)", metavar="LEVEL"
@@ -477,6 +374,7 @@ _CONFIG_ARGS = {
     "port": "port",
     "out": "out",
     "state": "state",
+    "input_dirs": "input_dir",
     "tempo": "tempo",
     "day_folders": "day_folders",
     "max_batch": "max_batch",
@@ -491,13 +389,14 @@ _CONFIG_ARGS = {
     "midi_virtual": "midi_virtual",
     "link": "link",
     "compile": "compile",
+    "compile_batches": "compile_batches",
 }
 """The :class:`DaemonConfig` fields ``serve``'s arguments set, and those arguments (None when
 not given: :func:`load_config` then keeps the file's or the default)."""
 
 
-def config_from_args(args: argparse.Namespace) -> DaemonConfig:
-    overrides = _from_args(args, _CONFIG_ARGS)
+def configfrom_args(args: argparse.Namespace) -> DaemonConfig:
+    overrides = from_args(args, _CONFIG_ARGS)
     if args.reply_to:
         overrides["reply_to"] = tuple(parse_host_port(t) for t in args.reply_to)
     if args.allow:
@@ -512,7 +411,7 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
 def serve_main(argv: Sequence[str]) -> int:
     """``musicldm-daemon serve``: run until SIGINT or SIGTERM."""
     args = serve_parser().parse_args(list(argv))
-    config = config_from_args(args)
+    config = configfrom_args(args)
     setup_logging(config.log_level)
     from daemon.app.daemon import Daemon
 
@@ -569,40 +468,16 @@ def clips_main(args: argparse.Namespace) -> int:
         for record in journal.recent_clips(args.limit):
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
             bars = f"{record.bars} bars" if record.bars else f"{record.seconds:.2f} s"
-            print(f"{when}  {record.bpm:g} BPM  {bars}  seed {record.seed}  {record.prompt!r}")
+            # the id is what `from`/`like` (audio in) and /musicldm/play name a clip by
+            print(
+                f"{when}  id {record.job_id}  {record.bpm:g} BPM  {bars}  seed {record.seed}  "
+                f"{record.prompt!r}"
+            )
             print(f"    {record.path}")
             fit = grid_line(record.settings.get("grid"))
             if fit:
                 print(f"    {fit}")
     return 0
-
-
-def grid_line(grid: Any) -> str:
-    """What ``clips`` says of a clip's grid fit, from its settings' ``grid`` (a conform report's
-    ``as_dict()``); "" for a clip made before the grid was reported."""
-    if not isinstance(grid, dict):
-        return ""
-    mode = grid.get("grid")
-    if mode == "off":
-        return "grid off"
-    found = grid.get("detected")
-    detected: dict[str, Any] = found if isinstance(found, dict) else {}
-    parts = [f"grid {mode}"]
-    if detected.get("tempo_bpm") is not None:
-        parts.append(
-            f"detected {detected['tempo_bpm']:g} BPM (confidence {detected.get('confidence', 0):g})"
-        )
-    else:
-        parts.append("no beat found")
-    if grid.get("stretched"):
-        parts.append(f"stretched ×{grid.get('ratio', 1.0):g}")
-    if grid.get("grid_error_ms") is not None:
-        parts.append(f"grid error {grid['grid_error_ms']:g} ms")
-    elif mode == "stretch":
-        parts.append("not on the grid")
-    if detected.get("key"):
-        parts.append(f"key {detected['key']}")
-    return ", ".join(parts)
 
 
 def midi_ports_main() -> int:
@@ -648,10 +523,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from musicldm_core.loading import quiet_libraries
 
             quiet_libraries()
-            return _render(args)
+            return render_main(args)
+        if args.command == "pack":
+            logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+            from daemon.pack.command import pack_main
+
+            return pack_main(args)
         if args.command == "conform":
             logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-            return _conform(args)
+            return conform_main(args)
         if args.command == "serve":
             return serve_main(extra)
         if args.command == "clips":

@@ -31,7 +31,13 @@ from typing import Any
 
 from daemon.live.midi import CCMapping, parse_cc_map
 from daemon.wire.addresses import is_loopback, parse_ip, parse_network
-from daemon.wire.contract import GENERATE_OPTIONS, PLAYBACK_OPTIONS, check_option
+from daemon.wire.contract import (
+    AUDIO_IN,
+    GENERATE_OPTIONS,
+    PLAYBACK_OPTIONS,
+    SETTABLE,
+    check_option,
+)
 from musicldm_core.errors import BadRequest
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
@@ -80,15 +86,18 @@ DTYPES = ("fp16", "bf16", "fp32")
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
-DEFAULT_OPTION_KEYS: tuple[str, ...] = tuple(k for k in GENERATE_OPTIONS if k != "id")
-"""Generate options that ``[defaults]`` may set (all but ``id``: one id for every job is no id)."""
+DEFAULT_OPTION_KEYS: tuple[str, ...] = tuple(
+    k for k in GENERATE_OPTIONS if k != "id" and k not in AUDIO_IN
+)
+"""Generate options that ``[defaults]`` may set: all but ``id`` (one id for every job is no id)
+and the audio-in options (per request only, :data:`daemon.wire.contract.AUDIO_IN`)."""
 
 _CC_KEYS: dict[str, Limit] = {
     key: option.limit
-    for key, option in {**GENERATE_OPTIONS, **PLAYBACK_OPTIONS}.items()
-    if option.limit is not None and key != "id"
+    for key, option in {**GENERATE_OPTIONS, **PLAYBACK_OPTIONS, **SETTABLE}.items()
+    if option.limit is not None and key != "id" and key not in AUDIO_IN
 }
-"""Numeric options a MIDI CC may drive, with their ranges."""
+"""Numeric options a MIDI CC may drive (``evolve`` too: slots without their own), by range."""
 
 _DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
 _PRESET_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what an OSC `preset` option can name
@@ -150,6 +159,10 @@ class DaemonConfig:
     sample_format: str = "pcm24"
     loudness_lufs: float | None = None
     max_seconds: float = DEFAULT_MAX_SECONDS
+    # [input]
+    input_dirs: tuple[Path, ...] = ()
+    """Folders besides the output folder whose audio files ``from``/``like`` may read
+    (:mod:`daemon.app.inputs`)."""
     # [queue]
     queue_size: int = 256
     stale_live_seconds: float = 120.0
@@ -180,6 +193,7 @@ class DaemonConfig:
     # [model] warmup, [log], [server] progress_rate_hz
     warmup: bool = True
     compile: bool = False
+    compile_batches: tuple[int, ...] | None = None  # takes/batch compiled; None: by device
     log_level: str = "info"
     progress_rate_hz: float = 20.0
 
@@ -202,6 +216,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "dtype": "dtype",
         "warmup": "warmup",
         "compile": "compile",
+        "compile_batches": "compile_batches",
         "max_batch": "max_batch",
     },
     "output": {
@@ -212,6 +227,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "loudness_lufs": "loudness_lufs",
         "max_seconds": "max_seconds",
     },
+    "input": {"folders": "input_dirs"},
     "queue": {"size": "queue_size", "stale_live_seconds": "stale_live_seconds"},
     "clock": {"tempo": "tempo", "beats_per_bar": "beats_per_bar"},
     "defaults": {},  # any key of DEFAULT_OPTION_KEYS
@@ -322,6 +338,20 @@ def _path(where: _Where, value: Any) -> Path:
     return Path(os.path.abspath(path))
 
 
+def _folders(where: _Where, value: Any) -> tuple[Path, ...]:
+    """A list of existing folders (absolute; each once)."""
+    if isinstance(value, str | Path) or not isinstance(value, Iterable):
+        raise where.fail(f'must be a list of folders such as ["~/Samples"], got {value!r}')
+    folders: list[Path] = []
+    for item in value:
+        folder = _path(where, item)
+        if not folder.is_dir():
+            raise where.fail(f"names {folder}, which is not an existing folder")
+        if folder not in folders:
+            folders.append(folder)
+    return tuple(folders)
+
+
 def _model(where: _Where, value: Any) -> str:
     text = _text(where, value if not isinstance(value, Path) else str(value))
     return str(Path(text).expanduser()) if text.startswith("~") else text
@@ -401,6 +431,16 @@ def _audio_device(where: _Where, value: Any) -> str | int:
     raise where.fail(f"must be a device name (or part of one) or an index, got {value!r}")
 
 
+def _batch_sizes(where: _Where, value: Any) -> tuple[int, ...]:
+    """Take counts: ``[1, 2, 4]``, or ``"1,2,4"`` from the command line."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+        value = [int(v) if v.isdigit() else v for v in value]  # check_int names a bad one
+    if not isinstance(value, (list, tuple)) or not value:
+        raise where.fail(f"must be a list of take counts like [1, 2, 4], got {value!r}")
+    return tuple(sorted({where.check(check_int, v, _MAX_BATCH) for v in value}))
+
+
 def _midi_port(where: _Where, value: Any) -> str:
     return _text(where, value)
 
@@ -421,6 +461,7 @@ _FIELD_CHECKS: dict[str, Callable[[_Where, Any], Any]] = {
     "sample_format": _choice(SAMPLE_FORMATS),
     "loudness_lufs": _number_in(LIMITS["loudness"]),
     "max_seconds": _number_in(_MAX_SECONDS),
+    "input_dirs": _folders,
     "queue_size": _int_in(_QUEUE_SIZE),
     "stale_live_seconds": _number_in(_STALE_SECONDS),
     "tempo": _number_in(LIMITS["bpm"]),
@@ -438,6 +479,7 @@ _FIELD_CHECKS: dict[str, Callable[[_Where, Any], Any]] = {
     "link": _bool,
     "warmup": _bool,
     "compile": _bool,
+    "compile_batches": _auto(_batch_sizes),
     "log_level": _choice(LOG_LEVELS),
     "progress_rate_hz": _number_in(_PROGRESS_RATE_HZ),
 }

@@ -679,6 +679,7 @@ COMMANDS = (
     "trigger",
     "play",
     "stop",
+    "morph",
     "tempo",
     "transport",
 )
@@ -784,7 +785,7 @@ def test_cli_status_piped_into_head(daemon):
 
 
 def test_cli_help_texts_show_their_defaults(capsys):
-    for command in ("generate", "slot", "trigger", "stop", "watch", "cancel"):
+    for command in ("generate", "slot", "trigger", "stop", "morph", "watch", "cancel"):
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
         text = capsys.readouterr().out

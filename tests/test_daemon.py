@@ -224,6 +224,8 @@ def test_done_ends_with_the_grid_fit_and_grid_is_an_option(client, raw, daemon):
         "grid_error_ms": None,
         "transpose_semitones": 0.0,
         "note": None,
+        "target_key": None,
+        "key_note": None,
     }
     with pytest.raises(JobFailed, match="grid must be one of stretch, check, off, got 'loose'"):
         client.generate("fit", grid="loose").wait()

@@ -78,6 +78,7 @@ TINY_MODEL: dict[tuple[str, str], str] = {
 DAEMON_SUBCOMMANDS = {
     "render",
     "conform",
+    "pack",
     "clips",
     "midi-ports",
     "audio-devices",

@@ -57,6 +57,20 @@ TEXT_CASES: dict[str, tuple[list[tuple[Any, Any]], list[Any]]] = {
     "negative": ([("low quality", "low quality"), ("", ""), (808, "808")], [2.5, "x" * 1001]),
     "preset": ([("studio", "studio"), ("my_preset-2", "my_preset-2")], ["", "a b", "../x", 3]),
     "name": ([("kick", "kick"), (808, "808"), (808.0, "808")], ["", "   ", 2.5]),
+    # key names as the reports write them (sharps, "m" for minor)
+    "key": ([("F#m", "F#m"), ("Bb", "A#"), ("C major", "C"), ("a minor", "Am")], ["H", "X#", 3]),
+    # audio in: paths and clip ids stay text here (the daemon's input sandbox resolves them)
+    "from": ([(7, "7"), (7.0, "7"), ("loops/a.wav", "loops/a.wav")], ["", 2.5, True]),
+    "like": ([(3, "3"), ("/abs/ref.flac", "/abs/ref.flac")], ["", 2.5]),
+    "repaint": (
+        [("2-3", (2, 3)), (" 1 - 4 ", (1, 4)), (2, (2, 2)), (2.0, (2, 2)), ("5", (5, 5))],
+        ["3-2", "0-1", "1-65", "a-b", "", 2.5, "2-"],
+    ),
+    "blend": (
+        [("warm pads:0.3", (("warm pads", 0.3),)), ("a:b:1", (("a:b", 1.0),))],
+        ["warm pads", "pads:", ":0.5", "pads:x", "pads:11", "pads:-1", "pads:nan", 3],
+    ),
+    "morph_to": ([("dark drone", "dark drone"), (808, "808")], ["", "  ", 2.5]),
 }
 
 
@@ -114,6 +128,8 @@ def _options_of(request: Any) -> dict[str, Any]:
         values["ahead"] = request.ahead
     if isinstance(request, requests.Slot) and request.gate is not None:
         values["gate"] = request.gate
+    if isinstance(request, requests.Slot) and request.evolve is not None:
+        values["evolve"] = request.evolve
     return values
 
 
@@ -176,7 +192,9 @@ def test_option_tables_use_the_shared_limits() -> None:
 
 
 def test_generate_options_fields_match_the_table() -> None:
-    assert [f.name for f in dataclasses.fields(requests.GenerateOptions)] == list(GENERATE_OPTIONS)
+    names = {field: key for key, field in requests.OPTION_FIELDS.items()}  # from_ is `from`
+    fields = [names.get(f.name, f.name) for f in dataclasses.fields(requests.GenerateOptions)]
+    assert fields == list(GENERATE_OPTIONS)
     assert [f.name for f in dataclasses.fields(requests.PlaybackOptions)] == list(PLAYBACK_OPTIONS)
 
 
@@ -587,7 +605,10 @@ def test_float32_values_at_every_float_bound_are_the_bound() -> None:
         if option.limit is not None and not option.limit.integer
         for address, before in [_address_for(table)]
     ]
-    assert {o.key for _, _, o in floats} == {"bpm", "seconds", "guidance", "gain"}
+    assert {o.key for _, _, o in floats} == {
+        *("bpm", "seconds", "guidance", "gain"),
+        *("strength", "like_weight", "morph"),  # audio in
+    }
     for address, before, option in floats:
         limit = option.limit
         assert limit is not None
@@ -665,6 +686,7 @@ EXAMPLES: dict[str, tuple[list[Any], type]] = {
     "/musicldm/trigger": ([0], requests.Trigger),
     "/musicldm/play": ([1], requests.Play),
     "/musicldm/stop": ([], requests.Stop),
+    "/musicldm/morph": ([0, 1, 4], requests.Morph),
     "/musicldm/tempo": ([120], requests.Tempo),
     "/musicldm/transport": (["start"], requests.Transport),
     "/musicldm/set": (["bars", 1], requests.Set),
@@ -854,7 +876,7 @@ def test_docs_option_tables_match_types_and_built_in_defaults() -> None:
 
 def test_docs_list_the_option_words() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    match = re.search(r"^  `((?:[a-z]+ )+[a-z]+)`$", text, flags=re.M)
+    match = re.search(r"^  `((?:[a-z_]+ )+[a-z_]+)`$", text, flags=re.M)  # like_weight
     assert match is not None, "docs/osc.md lists no option words"
     assert match.group(1).split() == list(OPTION_WORDS)
 

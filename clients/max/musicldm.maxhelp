@@ -403,6 +403,17 @@
 					"text" : "Replies: /musicldm/queued id position, /musicldm/started id, /musicldm/progress id step total, /musicldm/done id path seconds bpm bars seed, /musicldm/fail id code message. udpreceive turns the OSC address into the message selector, so route /musicldm/done splits them; zl nth 2 takes the path out of /musicldm/done.",
 					"linecount" : 3
 				}
+			},
+			{
+				"box" : {
+					"id" : "obj-36",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 20.0, 678.0, 900.0, 48.0 ],
+					"text" : "More options (docs/osc.md, docs/clips.md): grid, key and retake for the tempo grid; audio in: from (a clip id or path), strength, repaint, extend, like, like_weight, blend (repeatable, \"prompt:weight\"), morph_to, morph, morph_seed; on /musicldm/slot also evolve. /musicldm/morph FROM TO BARS morphs one slot into another, one rendered step a bar.",
+					"linecount" : 3
+				}
 			}
 		],
 		"lines" : [

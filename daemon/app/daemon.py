@@ -27,6 +27,7 @@ from typing import Any
 from daemon import __version__
 from daemon.app.defaults import Defaults
 from daemon.app.handlers import Handlers
+from daemon.app.inputs import InputSandbox
 from daemon.app.replies import Replies
 from daemon.config import DaemonConfig
 from daemon.errors import QueueFull, ShuttingDown
@@ -56,8 +57,13 @@ def spec_to_dict(spec: ClipSpec) -> dict[str, Any]:
 
 
 def spec_from_dict(data: dict[str, Any]) -> ClipSpec:
-    """The spec a journal entry stored (unknown keys from other versions are ignored)."""
-    return ClipSpec(**{k: v for k, v in data.items() if k in _SPEC_FIELDS})
+    """The spec a journal entry stored (unknown keys from other versions are ignored; JSON's
+    lists become the tuples the spec holds: ``repaint``, ``blend``)."""
+    return ClipSpec(**{k: _tuples(v) for k, v in data.items() if k in _SPEC_FIELDS})
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _warm_grid() -> None:
@@ -103,13 +109,24 @@ class Daemon:
         )
         self.config = config
         self.engine = engine
+        self._warm_engine = False  # True once start() loaded the engine itself: warm it then
         self.delivery = Delivery(config.out, day_folders=config.day_folders)
         self.queue = JobQueue(config.queue_size)
         self.journal: Journal | None = None
         self.worker: Any = None
         self.osc: OscServer | None = None
         self.session = Session(config.tempo)  # the one owner of the live tempo and transport
-        self.defaults = Defaults(config, lambda: self.session.state.bpm)
+        self.defaults = Defaults(
+            config,
+            lambda: self.session.state.bpm,
+            # `from`/`like`: library clips (once the journal is open), the output folder and
+            # the --input-dir folders
+            InputSandbox(
+                config.out,
+                config.input_dirs,
+                lambda clip_id: self.journal.find_clip(clip_id) if self.journal else None,
+            ),
+        )
         self.replies = Replies()
         self.handlers = Handlers(self)
         self.max_seconds = config.max_seconds
@@ -152,7 +169,7 @@ class Daemon:
                 events=self.replies,
                 max_batch_takes=self._max_batch(),
                 progress_rate_hz=self.config.progress_rate_hz,
-                warm_up=_warm_grid if self.config.warmup else None,
+                warm_up=self._warm_up if self.config.warmup or self.config.compile else None,
             )
             self.osc = self._open_osc()
             self.replies.replier = self.osc.replier
@@ -251,7 +268,15 @@ class Daemon:
             self.audio_status = f"off ({exc}); clips still go to the output folder"
             log.warning("audio output unavailable: %s", exc)
             return
-        self.live = Live(self, self.replies, self.session, mixer, output, device_rate=rate)
+        self.live = Live(
+            self,
+            self.replies,
+            self.session,
+            mixer,
+            output,
+            device_rate=rate,
+            evolve_default=lambda: float(self.defaults.resolve(None, "evolve")),
+        )
         self.worker.clip_listeners.append(self.live.on_clip)
         self.live.start()
         self.audio_status = self.live.describe()
@@ -308,25 +333,55 @@ class Daemon:
         started = time.perf_counter()
         engine = Engine.load(self.config.model, device=self.config.device, dtype=self.config.dtype)
         log.info("model loaded in %.1f s", time.perf_counter() - started)
+        self._warm_engine = True  # compiled and warmed on the worker thread (_warm_up)
+        return engine
+
+    def _warm_up(self) -> None:
+        """On the worker thread, before its first job: compile and warm the engine (a loaded
+        one, or any with ``compile``), then the grid analysis. Compiled code and CUDA graphs are
+        per thread, so they are made on the thread that renders."""
+        engine = self.engine
         if self.config.compile:
             engine.compile()
             self._compile_warmup(engine)
-        elif self.config.warmup:
+        elif self.config.warmup and self._warm_engine:
             log.info("warm-up render took %.2f s", engine.warmup())
-        return engine
+        if self.config.warmup:
+            _warm_grid()
+
+    def compile_shapes(self) -> list[tuple[int, bool]]:
+        """The (takes, guided) batches compiled at start: ``compile_batches`` (or the device's
+        default), each guided and not, none larger than a batch can be."""
+        batches = self.config.compile_batches
+        if batches is None:
+            device = getattr(self.engine, "device", None)
+            batches = (1, 2, 4, 8) if device is not None and device.type == "cuda" else (1, 2)
+        most = self._max_batch()
+        sizes = sorted({min(b, most) for b in batches})
+        return [(b, guided) for b in sizes for guided in (True, False)]
 
     def _compile_warmup(self, engine: Any) -> None:
-        """Compile for the lengths a set will use: 1, 2 and 4 bars at the start tempo, with the
-        default preset's steps and sampler, so the first requests do not wait for the compiler."""
+        """Compile for the shapes a set will use: 1, 2 and 4 bars at the start tempo (in the
+        engine's length buckets, so nearby tempi reuse them), with the default preset's steps and
+        sampler, for each batch of :meth:`compile_shapes`, so no request waits for the compiler.
+        A shape that fails to compile runs eager (the engine logs it once)."""
         from musicldm_core.render import plan_clip
 
         started = time.perf_counter()
-        log.info("compiling the UNet for 1, 2 and 4 bars (minutes on a CPU) ...")
+        shapes = self.compile_shapes()
+        log.info(
+            "compiling the UNet for 1, 2 and 4 bars, batches %s (minutes on a CPU) ...",
+            ", ".join(f"{n}{'' if guided else ' unguided'}" for n, guided in shapes),
+        )
         try:
-            for bars in (1, 2, 4):
-                spec = self.build_spec("warm up", GenerateOptions(bars=bars, seed=0))
-                frames = plan_clip(spec).frames
-                engine.warmup(frames=frames, steps=min(spec.steps, 3), scheduler=spec.scheduler)
+            spec = self.build_spec("warm up", GenerateOptions(bars=1, seed=0))
+            frames = [
+                plan_clip(self.build_spec("warm up", GenerateOptions(bars=bars, seed=0))).frames
+                for bars in (1, 2, 4)
+            ]
+            engine.warmup(
+                frames=frames, steps=min(spec.steps, 3), scheduler=spec.scheduler, shapes=shapes
+            )
         except Exception as exc:
             engine.decompile()
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)

@@ -16,8 +16,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from daemon.app.inputs import InputSandbox
 from daemon.config import DaemonConfig
 from daemon.wire.contract import (
+    AUDIO_IN,
     DEFAULT_PRESET,
     GENERATE_OPTIONS,
     PLAYBACK_OPTIONS,
@@ -28,6 +30,7 @@ from daemon.wire.requests import GenerateOptions, PlaybackOptions
 from musicldm_core.errors import BadRequest
 from musicldm_core.render import resolve_seed
 from musicldm_core.spec import ClipSpec, Preset
+from musicldm_core.wavfile import tagged_bars
 
 __all__ = ["Defaults"]
 
@@ -45,9 +48,16 @@ Options = GenerateOptions | PlaybackOptions | None
 class Defaults:
     """The defaults table and the resolution of a request's options into a clip spec."""
 
-    def __init__(self, config: DaemonConfig, tempo: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        tempo: Callable[[], float],
+        inputs: InputSandbox | None = None,
+    ) -> None:
         self._config = config
         self._tempo = tempo
+        # where `from` and `like` may read (the output folder alone when none is given)
+        self.inputs = inputs or InputSandbox(config.out, config.input_dirs)
         self._set: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -75,7 +85,12 @@ class Defaults:
     def option(self, options: Options, key: str) -> Any:
         """The value ``key`` takes for a request with ``options``: the request's, else the set
         default, else the config's ``[defaults]``; None when none of them gives one."""
-        value = getattr(options, key, None) if options is not None else None
+        if isinstance(options, GenerateOptions):
+            value = options.get(key)  # `from` is the field from_
+        else:
+            value = getattr(options, key, None)
+        if key in AUDIO_IN:
+            return value  # per request only: never a default (contract.AUDIO_IN)
         if value is None:
             with self._lock:
                 value = self._set.get(key)
@@ -120,9 +135,13 @@ class Defaults:
         bpm = self.option(options, "bpm")
         if bpm is None:
             bpm = self.resolve(options, "bpm") if tempo is None else tempo
+        audio_in = self._audio_in(options)
+        bars = self.option(options, "bars")
+        if bars is None:
+            bars = self._source_bars(options, audio_in) or self.resolve(options, "bars")
         spec = ClipSpec(
             prompt=prompt,
-            bars=self.resolve(options, "bars"),
+            bars=bars,
             beats_per_bar=self.resolve(options, "beats"),
             bpm=bpm,
             seconds=self.option(options, "seconds"),
@@ -134,12 +153,48 @@ class Defaults:
             takes=self.resolve(options, "takes"),
             loop=bool(self.resolve(options, "loop")),
             grid=self.resolve(options, "grid"),
+            key=self.option(options, "key"),
+            retake=self.resolve(options, "retake"),
             sample_rate=self._config.sample_rate,
             sample_format=self._config.sample_format,
             loudness_lufs=self._config.loudness_lufs,
             name=options.name if options is not None else None,
+            **audio_in,
         )
         return resolve_seed(spec.validated(max_seconds=self._config.max_seconds))
+
+    def _source_bars(self, options: GenerateOptions | None, audio_in: dict[str, Any]) -> int | None:
+        """A variation or repaint that names no length keeps its source's (the bars its ACID
+        tag says, as every clip of ours carries); None where that does not apply."""
+        source = audio_in.get("source")
+        if source is None or audio_in.get("extend") is not None:
+            return None
+        if self.option(options, "seconds") is not None:
+            return None
+        return tagged_bars(source, self.resolve(options, "beats"))
+
+    def _audio_in(self, options: GenerateOptions | None) -> dict[str, Any]:
+        """The spec's audio-in fields from the request's own options, with ``from`` and
+        ``like`` resolved through the input sandbox to absolute paths: before the job is
+        journaled, so the journal and a restart keep the file that was checked."""
+        if options is None:
+            return {}
+        source, like = options.get("from"), options.get("like")
+        fields: dict[str, Any] = {
+            "source": None if source is None else self.inputs.resolve("from", source),
+            "like": None if like is None else self.inputs.resolve("like", like),
+            "strength": options.strength,
+            "repaint": options.repaint,
+            "extend": options.extend,
+            "blend": options.blend or (),
+            "morph_to": options.morph_to,
+            "morph_seed": options.morph_seed,
+        }
+        if options.like_weight is not None:
+            fields["like_weight"] = options.like_weight
+        if options.morph is not None:
+            fields["morph"] = options.morph
+        return fields
 
     def value_of(self, key: str) -> Any:
         """What a later request would use for option ``key`` (``/musicldm/get``): "" where

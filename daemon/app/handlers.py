@@ -29,6 +29,7 @@ from daemon.wire.requests import (
     Cancel,
     Generate,
     Get,
+    Morph,
     Notify,
     Ping,
     Play,
@@ -94,6 +95,7 @@ class Handlers:
             Generate: self.generate,
             Cancel: self.cancel,
             Slot: self.slot,
+            Morph: self.morph,
             Trigger: self.trigger,
             Play: self.play,
             Stop: self.stop,
@@ -178,6 +180,7 @@ class Handlers:
                 request.ahead,
                 (sender,),
                 gate=request.gate,
+                evolve=request.evolve,
             )
         except MusicLDMError as exc:
             if request.options.id is not None:  # a refusal (queue_full, …) names the request
@@ -187,6 +190,16 @@ class Handlers:
     def trigger(self, request: Trigger, sender: Address) -> None:
         live = self.app.live_or_refuse(contract.PREFIX + "trigger")
         live.trigger(request.index, self._playback(request.playback), origin=(sender,))
+
+    def morph(self, request: Morph, sender: Address) -> None:
+        live = self.app.live_or_refuse(contract.PREFIX + "morph")
+        live.morph(
+            request.source,
+            request.target,
+            request.bars,
+            quantize=request.quantize or self.app.defaults.resolve(None, "quantize"),
+            origin=(sender,),
+        )
 
     def _playback(self, given: PlaybackOptions) -> PlaybackOptions:
         """The request's playback options, with the ``/musicldm/set`` and config defaults of

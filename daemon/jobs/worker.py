@@ -75,8 +75,9 @@ class Worker:
     ) -> None:
         self.engine = engine
         self.warm_up = warm_up
-        """Run once on the thread before the first job (the grid analysis' JIT compile), so
-        that the first request does not pay for it; None skips it."""
+        """Run once on the thread before the first job (the engine's compile and warm-up
+        renders, the grid analysis' JIT compile), so that no request pays for them and the
+        compiled code and CUDA graphs belong to the thread that renders; None skips it."""
         self.queue = queue
         self.journal = journal
         self.delivery = delivery
@@ -89,6 +90,9 @@ class Worker:
         self.failed = 0
         self.dead: str | None = None
         """Why the thread stopped on its own (None while it runs, or after a normal stop)."""
+        self.warmed = threading.Event()
+        """Set once :attr:`warm_up` has run (or failed, or there was none): from then on no job
+        waits on a compile for the warmed shapes (benchmarks wait on it)."""
         self._stopping = threading.Event()
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
@@ -117,21 +121,23 @@ class Worker:
 
     # -- the thread ------------------------------------------------------------------------------
 
-    def _key(self, job: Job) -> tuple[int, int, str, bool]:
+    def _key(self, job: Job) -> tuple[object, ...]:
         plan = plan_clip(
             job.spec,
             model_rate=self.engine.model_rate,
             hop=self.engine.hop,
             frame_multiple=self.engine.vae_factor,
         )
-        return batch_key(job.spec, plan)
+        # a compiled engine renders lengths in buckets: nearby tempi share a batch
+        return batch_key(job.spec, plan, bucket=getattr(self.engine, "frame_bucket", None))
 
     def _run(self) -> None:
         if self.warm_up is not None:
             try:
                 self.warm_up()
             except Exception:  # only slower first renders: never a reason to stop rendering
-                log.warning("the grid analysis could not be warmed up", exc_info=True)
+                log.warning("warming up failed; the first renders may be slower", exc_info=True)
+        self.warmed.set()
         try:
             while not self._stopping.is_set():
                 self._one_batch()
@@ -296,14 +302,15 @@ def _ids(batch: Sequence[Job]) -> str:
 
 def _specs_to_render(job: Job) -> list[ClipSpec]:
     """The spec(s) to render for ``job``: its own, or for a resumed job one one-take spec per
-    missing take, seeded as that take was (``seed + k``)."""
+    missing take, seeded as that take was (``seed + k``), without retakes (their seeds would
+    be other takes' seeds)."""
     if not job.done_takes:
         return [job.spec]
     from musicldm_core.engine import SEED_MODULUS  # the engine's rule: take k has seed s + k
 
     seed = int(job.spec.seed or 0)
     return [
-        dataclasses.replace(job.spec, seed=(seed + k) % SEED_MODULUS, takes=1)
+        dataclasses.replace(job.spec, seed=(seed + k) % SEED_MODULUS, takes=1, retake=0)
         for k in job.remaining_takes
     ]
 

@@ -32,9 +32,24 @@ rendering for a tempo that no longer holds. A ramp of any number of tempo change
 most ``ahead`` takes per slot per bar, and the queue never holds more than ``ahead`` of them per
 slot.
 
+A slot with ``evolve X`` (or, when it sets none, the ``evolve`` default: ``/musicldm/set``, a
+MIDI CC) changes gradually instead of jumping: each new take is a variation of strength ``X`` of
+the newest take the slot has (the one playing, or queued to play next) — its file in the output
+folder is the ``source`` — and while the slot sounds, each such take launches at the slot's next
+quantize point once it is ready, so the chain goes on take after take, each one close to the
+one before. ``/musicldm/morph from to bars`` renders ``bars`` one-bar steps ahead along a morph
+from slot ``from``'s prompt and seed to slot ``to``'s (positions 1/bars … 1) and plays them in
+slot ``to``, one a bar, each on the bar line after the one before became audible; slot ``from``
+stops on the line where the first step starts, and slot ``to`` keeps the last step (its own
+prompt and seed) as its take.
+
 Every event goes to who asked for it (the sender of the trigger, ``/play``, ``generate … play 1``
 or ``/stop``; for a launch nobody asked for directly, the slot's last definer or triggerer),
 besides the notify and reply targets.
+
+Why this module is long: slots, triggers, evolving slots and morphs share one lock and one
+picture of what each mixer slot plays and has waiting; split over modules, every launch
+decision would have to reassemble it.
 """
 
 from __future__ import annotations
@@ -59,6 +74,7 @@ from daemon.wire.contract import PLAYBACK_OPTIONS
 from daemon.wire.requests import PlaybackOptions
 from musicldm_core.dsp import resample
 from musicldm_core.errors import BadRequest, NotFound
+from musicldm_core.spec import DEFAULT_MAX_SECONDS
 
 if TYPE_CHECKING:
     from daemon.live.audio_out import AudioOutput
@@ -97,6 +113,8 @@ class Take:
     job_id: JobId
     bpm: float | None = None
     """The tempo it was rendered at (None: a length in seconds, fits any tempo)."""
+    seed: int | None = None
+    """The seed it was rendered with (a morph starts from the seed of the take playing)."""
 
 
 @dataclass(eq=False)  # the mixer's tag for one launch: compared and hashed by identity
@@ -147,6 +165,24 @@ class SlotState:
     """Playing a take at an old tempo: swap in the first fresh take at the next quantize point."""
     origin: Origin = ()
     """Who defined or last triggered the slot: its takes' replies go there."""
+    evolve: float | None = None
+    """The slot's own ``evolve`` (None: the default's); above 0 each take varies the one before."""
+
+
+@dataclass
+class _Morph:
+    """A ``/musicldm/morph`` on its way: steps rendered ahead and launched one a bar."""
+
+    source: int
+    jobs: list[JobId]
+    """The steps' job ids, in the order they play (the last one is position 1)."""
+    quantize: str
+    origin: Origin
+    ready: dict[JobId, Take] = field(default_factory=dict)
+    launched: int = 0
+    """Steps handed to the mixer so far."""
+    heard: int = 0
+    """Steps the mixer reported audible so far: the next one goes once all launched are."""
 
 
 _AS_BEFORE = PlaybackOptions()
@@ -176,6 +212,8 @@ class Live:
         device_rate: the output's rate in Hz (takes are resampled to it).
         settle_seconds: how long a tempo must hold before the slots render for it.
         clock: the clock :meth:`settle` reads (the session's by default), in seconds.
+        evolve_default: the ``evolve`` of slots that set none (``/musicldm/set evolve``, a MIDI
+            CC); 0 (off) when not given.
     """
 
     def __init__(
@@ -189,6 +227,7 @@ class Live:
         device_rate: int,
         settle_seconds: float = SETTLE_SECONDS,
         clock: Callable[[], float] | None = None,
+        evolve_default: Callable[[], float] | None = None,
     ) -> None:
         self.jobs = jobs
         self.events = events
@@ -198,6 +237,8 @@ class Live:
         self.device_rate = device_rate
         self.settle_seconds = settle_seconds
         self._clock = clock or session.clock
+        self._evolve_default = evolve_default or (lambda: 0.0)
+        self._morphs: dict[int, _Morph] = {}  # by the target slot
         self.slots: dict[int, SlotState] = {}
         self._lock = threading.RLock()
         self._play_slots = itertools.cycle(range(SLOTS, SLOTS + PLAY_SLOTS))
@@ -258,8 +299,10 @@ class Live:
         origin: Origin,
         *,
         gate: bool | None = None,
+        evolve: float | None = None,
     ) -> None:
-        """Say what slot ``index`` plays; renders ``ahead`` takes in the background."""
+        """Say what slot ``index`` plays; renders ``ahead`` takes in the background. ``gate``
+        and ``evolve`` given stay the slot's from now on; None keeps the slot's."""
         self._build(prompt, options)  # validate now, so errors reach the sender
         with self._lock:
             slot = self._slot(index)
@@ -268,6 +311,8 @@ class Live:
             slot.ahead = ahead or slot.ahead or 1
             if gate is not None:
                 slot.gate = bool(gate)
+            if evolve is not None:
+                slot.evolve = float(evolve)
             if changed:
                 slot.ready.clear()  # old prompt's takes no longer belong here
                 slot.made = 0
@@ -305,11 +350,158 @@ class Live:
             spec = self._build(slot.prompt, slot.options)
             # a fixed seed gives seed, seed + 1, ... (random seeds stay random)
             spec = replace(spec, seed=(int(spec.seed or 0) + slot.made) % 2**31)
+            spec = self._evolved(slot, spec, target)
             self.jobs.submit(job_id, spec, priority="normal", origin=slot.origin, slot=index)
             self._slot_jobs.add(job_id)
             slot.made += 1
             slot.pending[job_id] = None if spec.seconds is not None else spec.bpm
             coming += 1
+
+    def evolve_of(self, slot: SlotState) -> float:
+        """The slot's ``evolve``: its own, else the default's (0: off)."""
+        if slot.evolve is not None:
+            return slot.evolve
+        try:
+            return min(max(float(self._evolve_default()), 0.0), 1.0)
+        except Exception as exc:  # a default that cannot be read never stops a refill
+            log.warning("evolve default unreadable: %s", exc)
+            return 0.0
+
+    def _evolved(self, slot: SlotState, spec: Any, target: float | None) -> Any:
+        """``spec`` as a variation of the slot's newest take when the slot evolves: that take
+        (the one playing, or the one queued after it) is the source, ``evolve`` the strength.
+        Without a take at the slot's tempo (the first take, after a tempo change) it stays a
+        take from the prompt."""
+        strength = self.evolve_of(slot)
+        if strength <= 0:
+            return spec
+        fitting = [t for t in slot.ready if self._fits(t.bpm, target)]
+        newest = fitting[-1] if fitting else slot.last
+        if newest is None or not self._fits(newest.bpm, target) or not Path(newest.path).is_file():
+            return spec
+        # the slot's own audio mode (from/repaint/extend) gives way: evolving varies its takes
+        return replace(spec, source=newest.path, strength=strength, repaint=None, extend=None)
+
+    def _advance(self, index: int, slot: SlotState) -> None:
+        """An evolving slot that sounds, with nothing waiting for its next line, launches its
+        next fresh take at its quantize point (lock held)."""
+        if index in self._morphs or index not in self._sounding or slot.prompt is None:
+            return
+        if len(self._launches.get(index, [])) > 1 or self.evolve_of(slot) <= 0:
+            return  # a launch is waiting already: the next one follows it
+        target = self._target_bpm(slot)
+        fitting = [t for t in slot.ready if self._fits(t.bpm, target)]
+        if not fitting:
+            return
+        take = fitting[0]
+        slot.ready.remove(take)
+        slot.last = take
+        self._launch(index, take, slot, slot.origin)
+        self._refill(index, slot)
+
+    def morph(
+        self,
+        source: int,
+        target: int,
+        bars: int,
+        *,
+        quantize: str | None = None,
+        origin: Origin = (),
+    ) -> list[JobId]:
+        """Morph slot ``source`` into slot ``target`` over ``bars`` bars: render one one-bar
+        step per bar (morph positions 1/bars … 1: ``source``'s prompt and seed toward
+        ``target``'s) and play them in slot ``target``, the first at the ``quantize`` point once
+        it is ready (``source`` stops there), each next one on the line after the one before
+        became audible. A step not ready in time leaves the one before looping: never silent.
+        Returns the steps' job ids."""
+        with self._lock:
+            slots = {source: self._slot(source), target: self._slot(target)}
+            for index, slot in slots.items():
+                if slot.prompt is None:
+                    raise NotFound(
+                        f"slot {index} has no prompt to morph: define it with /musicldm/slot "
+                        f"{index} prompt first"
+                    )
+            start, end = slots[source], slots[target]
+            from_spec = self._build(start.prompt or "", start.options)
+            to_spec = self._build(end.prompt or "", end.options)
+            from_seed = self._seed_of(start, from_spec)
+            to_seed = self._seed_of(end, to_spec)
+            # one bar is never longer than the slot's takes were allowed to be, unless they were
+            # given in seconds: let it be as long as a bar is
+            bar_seconds = from_spec.beats_per_bar * 60.0 / from_spec.bpm
+            # every step's spec first: a bad one refuses the morph before anything is queued
+            specs = [
+                replace(
+                    from_spec,
+                    bars=1,  # one step a bar
+                    seconds=None,
+                    takes=1,
+                    seed=from_seed,
+                    morph_to=end.prompt,
+                    morph=step / bars,
+                    morph_seed=to_seed,
+                    source=None,  # a morph goes from prompt to prompt
+                    strength=None,
+                    repaint=None,
+                    extend=None,
+                ).validated(max_seconds=max(DEFAULT_MAX_SECONDS, bar_seconds))
+                for step in range(1, bars + 1)
+            ]
+            self._end_morph(target)
+            end.wait, end.follow = None, False  # the morph's steps are what slot ``to`` plays
+            jobs: list[JobId] = [f"morph{target}.{next(self._job_numbers)}" for _ in specs]
+            morph = _Morph(source, jobs, quantize or PLAYBACK_OPTIONS["quantize"].value, origin)
+            self._morphs[target] = morph
+            for job_id, spec in zip(jobs, specs, strict=True):
+                self._slot_jobs.add(job_id)
+                try:
+                    self.jobs.submit(job_id, spec, priority="live", origin=origin, slot=target)
+                except Exception:
+                    self._end_morph(target)  # a full queue: no half morph
+                    raise
+            log.info("morph slot %s → %s over %s bars: %s", source, target, bars, jobs)
+            return jobs
+
+    @staticmethod
+    def _seed_of(slot: SlotState, spec: Any) -> int:
+        """The seed a morph starts from (or goes to) for this slot: the seed of its take playing
+        (or ready), else the seed its next take would get."""
+        take = slot.last or (slot.ready[0] if slot.ready else None)
+        if take is not None and take.seed is not None:
+            return take.seed
+        return (int(spec.seed or 0) + slot.made) % 2**31
+
+    def _end_morph(self, target: int) -> None:
+        """Drop the morph into ``target`` (if any) and cancel its steps still to render."""
+        morph = self._morphs.pop(target, None)
+        if morph is None:
+            return
+        left = set(morph.jobs) - set(morph.ready)
+        if left:
+            self.jobs.cancel_jobs(lambda job: job.job_id in left)
+
+    def _morph_step(self, target: int) -> None:
+        """Launch the morph's next step if it is ready and every step before is audible."""
+        morph = self._morphs.get(target)
+        if morph is None or morph.launched >= len(morph.jobs) or morph.heard < morph.launched:
+            return
+        take = morph.ready.get(morph.jobs[morph.launched])
+        if take is None:
+            return
+        slot = self._slot(target)
+        quantize = morph.quantize if morph.launched == 0 else "bar"
+        # each step loops until the next one is ready: never silent
+        self._launch(target, take, slot, morph.origin, quantize=quantize, loop=True)
+        if morph.launched == 0:  # hand over on the same line
+            self.mixer.stop(morph.source, quantize=quantize)
+            self.slots[morph.source].wait = None
+            self._sounding.discard(morph.source)  # stopping: it must not evolve on meanwhile
+        morph.launched += 1
+        if morph.launched == len(morph.jobs):  # the last step is slot ``target``'s own take now
+            slot.last = take
+            slot.wait = None
+            del self._morphs[target]
 
     def trigger(
         self, index: int, playback: PlaybackOptions = _AS_BEFORE, *, origin: Origin = ()
@@ -321,6 +513,7 @@ class Live:
         announce: JobId | None = None
         with self._lock:
             slot = self._slot(index)
+            self._end_morph(index)  # the performer takes the slot over
             if origin:
                 slot.origin = origin
             asked = origin or slot.origin
@@ -365,13 +558,28 @@ class Live:
             self.events.send(contract.late(announce), asked)
 
     def _launch(
-        self, index: int, take: Take, slot: SlotState, origin: Origin, late_due: int | None = None
+        self,
+        index: int,
+        take: Take,
+        slot: SlotState,
+        origin: Origin,
+        late_due: int | None = None,
+        *,
+        quantize: str | None = None,
+        loop: bool | None = None,
     ) -> None:
+        """Hand ``take`` to the mixer in slot ``index`` at the slot's quantize point, with the
+        slot's loop and gain (``quantize`` and ``loop`` given override the slot's)."""
         launch = _Launch(index, take.path, take.job_id, origin, late_due)
         with self._lock:
             self._launches.setdefault(index, []).append(launch)
         self.mixer.play(
-            index, take.audio, quantize=slot.quantize, loop=slot.loop, gain=slot.gain, tag=launch
+            index,
+            take.audio,
+            quantize=slot.quantize if quantize is None else quantize,
+            loop=slot.loop if loop is None else loop,
+            gain=slot.gain,
+            tag=launch,
         )
 
     def _play_voice(
@@ -432,6 +640,9 @@ class Live:
         answers: list[tuple[int, Origin]] = []
         with self._lock:
             self._stopped_at[index] = time.time()
+            for target, morph in list(self._morphs.items()):
+                if index is None or index in (target, morph.source):
+                    self._end_morph(target)
             for slot_index, launches in self._launches.items():
                 if index is None or slot_index == index:
                     for launch in launches:  # their stopped (or dropped) events answer the stop
@@ -535,7 +746,13 @@ class Live:
             return
         audio = resample(clip.audio, clip.plan.out_rate, self.device_rate)
         bpm = None if clip.spec.seconds is not None else float(clip.spec.bpm)
-        take = Take(np.ascontiguousarray(audio, dtype=np.float32), str(clip.path), job.job_id, bpm)
+        take = Take(
+            np.ascontiguousarray(audio, dtype=np.float32),
+            str(clip.path),
+            job.job_id,
+            bpm,
+            clip.seed,
+        )
         if job.slot is None:
             with self._lock:
                 if self._play_cancelled(job):
@@ -544,13 +761,20 @@ class Live:
             return
         with self._lock:
             slot = self._slot(job.slot)
+            morph = self._morphs.get(job.slot)
+            if morph is not None and job.job_id in morph.jobs:
+                morph.ready[job.job_id] = take
+                self._morph_step(job.slot)
+                return
             if job.job_id in self._slot_jobs and job.job_id not in slot.pending:
                 return  # rendered for a prompt or a tempo the slot no longer has
             if clip.rank == 0:
                 slot.pending.pop(job.job_id, None)
             play = job.play and not self._play_cancelled(job)
-            waiting = (slot.wait is not None or slot.follow) and self._fits(
-                bpm, self._target_bpm(slot)
+            waiting = (
+                (slot.wait is not None or slot.follow)
+                and self._fits(bpm, self._target_bpm(slot))
+                and job.slot not in self._morphs  # a morph's steps play there now
             )
             if waiting or play:
                 # a trigger (or the tempo) is waiting for a fresh take: it goes at the next
@@ -567,6 +791,7 @@ class Live:
                 self._launch(job.slot, take, slot, origin, late_due=due)
             else:
                 slot.ready.append(take)
+                self._advance(job.slot, slot)
             self._refill(job.slot, slot)
 
     # -- events (event thread) -------------------------------------------------------------------
@@ -580,6 +805,22 @@ class Live:
                 log.exception("playback events failed")
         self._send_events()
 
+    def _heard(self, index: int, launch: _Launch) -> None:
+        """A launch became audible (lock held): a morph's next step, or an evolving slot's next
+        take, may go on the next line now."""
+        morph = self._morphs.get(index)
+        if morph is not None:
+            if launch.job_id in morph.jobs:
+                morph.heard += 1
+                self._morph_step(index)
+            return
+        slot = self.slots.get(index)
+        if slot is not None:
+            try:
+                self._advance(index, slot)
+            except Exception as exc:  # a full queue, say: the next take tries again
+                log.warning("slot %s: cannot evolve: %s", index, exc)
+
     def _send_events(self) -> None:
         for kind, slot, tag, sample in self.mixer.drain_events():
             if not isinstance(tag, _Launch):
@@ -590,6 +831,7 @@ class Live:
                     self._sounding.add(slot)
                     if tag in launches:  # the launches before it were replaced or dropped
                         del launches[: launches.index(tag)]
+                    self._heard(slot, tag)
                 else:
                     if kind == "stopped":
                         self._sounding.discard(slot)

@@ -34,6 +34,7 @@ from musicldm_core.spec import (
     Limit,
     check_choice,
     check_int,
+    check_key,
     check_number,
 )
 
@@ -184,6 +185,8 @@ class Option:
     choices: tuple[str, ...] = ()
     words: bool = False
     value: Any = None
+    repeats: bool = False
+    """The option may be given more than once (``blend``); the request holds a tuple of them."""
 
     def check(self, value: Any, *, max_seconds: float = DEFAULT_MAX_SECONDS) -> Any:
         """Return ``value`` normalised for this option, or raise :class:`BadRequest`.
@@ -204,6 +207,8 @@ class Option:
             return check_number(key, value, limit)
         if self.choices:
             return check_choice(key, value, self.choices)
+        if key == "key":  # a key name; "" (no key) is None
+            return check_key(_word(value) or value)
         if key == "preset":
             if not isinstance(value, str) or not _PRESET_NAME.fullmatch(value):
                 raise BadRequest(
@@ -212,7 +217,55 @@ class Option:
                 )
             return value
         word = _word(value) if self.words else None
-        return _text(key, value if word is None else word, allow_empty=key == "negative")
+        text = _text(key, value if word is None else word, allow_empty=key == "negative")
+        if key == "repaint":
+            return bar_span(text)
+        if key == "blend":
+            return blend_pair(text)
+        return text
+
+
+def bar_span(text: str, *, key: str = "repaint") -> tuple[int, int]:
+    """``"A-B"`` (or one bar ``"A"``) as 1-based inclusive bars ``(A, B)``, A <= B, each
+    within :data:`LIMITS` ``bars`` (the clip's own bars are checked with the spec)."""
+    first, dash, last = text.strip().partition("-")
+    if not dash:
+        last = first
+    try:
+        span = (int(first.strip()), int(last.strip()))
+    except ValueError:
+        raise BadRequest(
+            f'{key} must be bars A-B (1-based, inclusive, e.g. "2-3") or one bar A, got {text!r}',
+            key=key,
+        ) from None
+    bars = LIMITS["bars"]
+    for bar in span:
+        if not bars.lo <= bar <= bars.hi:
+            raise BadRequest(
+                f"{key} bars must be from {int(bars.lo)} to {int(bars.hi)}, got {text!r}", key=key
+            )
+    if span[0] > span[1]:
+        raise BadRequest(f"{key} must be bars A-B with A <= B, got {text!r}", key=key)
+    return span
+
+
+def blend_pair(text: str, *, key: str = "blend") -> tuple[str, float]:
+    """``"prompt:weight"`` as ``(prompt, weight)``; the last ``:`` splits, so a prompt may hold
+    one. The weight is a number within :data:`LIMITS` ``blend_weight``."""
+    prompt, colon, weight_text = text.rpartition(":")
+    limit = LIMITS["blend_weight"]
+    try:
+        weight = float(weight_text) if colon else math.nan
+    except ValueError:
+        weight = math.nan
+    if not prompt.strip() or not math.isfinite(weight):
+        raise BadRequest(
+            f'{key} must be "prompt:weight" with a weight {limit.describe()} (e.g. '
+            f'"warm pads:0.3"), got {text!r}',
+            key=key,
+        )
+    weight = check_number(key, weight, limit)
+    return " ".join(prompt.split()), weight
 
 
 def _limited(key: str, type_name: str, default: str, meaning: str, value: Any = None) -> Option:
@@ -256,6 +309,14 @@ GENERATE_OPTIONS: dict[str, Option] = {
             choices=GRID_MODES,
             value=GRID_MODES[0],
         ),
+        Option(
+            "key",
+            "string",
+            "–",
+            "transpose tonal music to this key (`F#m`, `Bb`, `C major`, `A minor`; grid `stretch`)",
+            words=True,
+        ),
+        _limited("retake", "int", "0", "render again (new seeds) when no take fits the grid", 0),
         Option("name", "string", "from prompt", "file name stem", words=True),
         _limited("slot", "int", "–", "load the result into this slot when done"),
         Option(
@@ -269,9 +330,28 @@ GENERATE_OPTIONS: dict[str, Option] = {
             choices=PRIORITIES,
             value="normal",
         ),
+        # Audio in (docs/clips.md "Audio in"): per request only, never a default (AUDIO_IN).
+        Option("from", "clip id or path", "–", "input audio: a library clip or a file", words=True),
+        _limited("strength", "number", "–", "variation: how far from the input (needs `from`)"),
+        Option("repaint", "string or int", "–", "bars A-B of the input to regenerate", words=True),
+        _limited("extend", "int", "–", "continue: this many new bars after the input"),
+        Option("like", "clip id or path", "–", "reference clip to sound like", words=True),
+        _limited("like_weight", "number", "0.5", "share of `like` in the conditioning", 0.5),
+        Option("blend", "string", "–", "extra prompt `prompt:weight`", words=True, repeats=True),
+        Option("morph_to", "string", "–", "second prompt to morph toward", words=True),
+        _limited("morph", "number", "0", "position from the prompt (0) to `morph_to` (1)", 0.0),
+        _limited("morph_seed", "int", "seed + 1", "seed of the noise morphed toward"),
     )
 }
 """Options of ``/musicldm/generate`` (and ``/musicldm/slot``), in the contract's order."""
+
+AUDIO_IN: tuple[str, ...] = (
+    *("from", "strength", "repaint", "extend", "like", "like_weight"),
+    *("blend", "morph_to", "morph", "morph_seed"),
+)
+"""The audio-in options: given per request only. They cannot be set as defaults
+(``/musicldm/set``, ``[defaults]``, a MIDI CC): a default ``from`` or ``strength`` would turn
+every later clip into a variation of one file, or make every plain generate fail."""
 
 PLAYBACK_OPTIONS: dict[str, Option] = {
     option.key: option
@@ -296,18 +376,28 @@ SLOT_OPTIONS: dict[str, Option] = {
     "gate": Option(
         "gate", "0/1", "0", "1: a MIDI note plays the slot only while held", LIMITS["gate"]
     ),
+    "evolve": _limited(
+        "evolve",
+        "number",
+        "0",
+        "each new take is a variation of this strength of the take before it; 0: off",
+        0.0,
+    ),
 }
-"""Options of ``/musicldm/slot``: the generate options (but ``slot``) and ``ahead``."""
+"""Options of ``/musicldm/slot``: the generate options (but ``slot``), ``ahead``, ``gate`` and
+``evolve`` (:mod:`daemon.live.slots`)."""
 
 DAEMON_KEYS = ("bpm", "transport", "version")
 """Keys ``/musicldm/get`` answers besides the options."""
 
 SETTABLE: dict[str, Option] = {
-    **{k: o for k, o in GENERATE_OPTIONS.items() if k != "id"},  # one id for every job: no
+    # one id for every job is no id; audio in is per request only (AUDIO_IN)
+    **{k: o for k, o in GENERATE_OPTIONS.items() if k != "id" and k not in AUDIO_IN},
     **PLAYBACK_OPTIONS,
+    "evolve": SLOT_OPTIONS["evolve"],  # the default of the slots that set none (a MIDI CC)
 }
 GETTABLE: tuple[str, ...] = tuple(
-    dict.fromkeys([*GENERATE_OPTIONS, *PLAYBACK_OPTIONS, *DAEMON_KEYS])
+    dict.fromkeys([*GENERATE_OPTIONS, *PLAYBACK_OPTIONS, "evolve", *DAEMON_KEYS])
 )
 
 OPTIONS_OF: dict[str, dict[str, Option]] = {
@@ -316,9 +406,13 @@ OPTIONS_OF: dict[str, dict[str, Option]] = {
     PREFIX + "trigger": PLAYBACK_OPTIONS,
     PREFIX + "play": PLAYBACK_OPTIONS,
     PREFIX + "stop": {"quantize": PLAYBACK_OPTIONS["quantize"]},
+    PREFIX + "morph": {"quantize": PLAYBACK_OPTIONS["quantize"]},
     PREFIX + "set": SETTABLE,
 }
 """The options each request address takes, by address."""
+
+MORPH_BARS = Limit(1, 32, integer=True)
+"""Bars (= rendered steps) a ``/musicldm/morph`` may take: each step is a take rendered ahead."""
 
 OPTION_WORDS: tuple[str, ...] = tuple(dict.fromkeys(k for t in OPTIONS_OF.values() for k in t))
 """Every option key of any request address. A text argument that is exactly one of these words
@@ -359,6 +453,10 @@ ADDRESSES: dict[str, Endpoint] = {
     PREFIX + "play": Endpoint("id-or-path then playback options", "play a finished clip"),
     PREFIX + "stop": Endpoint(
         "[index] then quantize", "stop one slot or everything at the quantize point"
+    ),
+    PREFIX + "morph": Endpoint(
+        "from to bars then quantize",
+        "morph slot `from` into slot `to` over `bars` bars, one rendered step a bar",
     ),
     PREFIX + "tempo": Endpoint("bpm", "set the internal clock's tempo"),
     PREFIX + "transport": Endpoint("start or stop", "start/stop the internal clock"),

@@ -40,6 +40,7 @@ from daemon.wire.contract import (
     ADDRESSES,
     GENERATE_OPTIONS,
     GETTABLE,
+    MORPH_BARS,
     OPTION_WORDS,
     OPTIONS_OF,
     PLAYBACK_OPTIONS,
@@ -66,9 +67,15 @@ from musicldm_core.spec import (
     check_prompt,
 )
 
+OPTION_FIELDS = {"from": "from_"}
+"""Option keys whose :class:`GenerateOptions` field has another name: ``from`` is a Python
+keyword. :meth:`GenerateOptions.given` and :meth:`GenerateOptions.get` speak the keys."""
+
+_FIELD_KEYS = {name: key for key, name in OPTION_FIELDS.items()}
+
 
 def _given(options: Any) -> dict[str, Any]:
-    values = ((f.name, getattr(options, f.name)) for f in fields(options))
+    values = ((_FIELD_KEYS.get(f.name, f.name), getattr(options, f.name)) for f in fields(options))
     return {key: value for key, value in values if value is not None}
 
 
@@ -93,14 +100,31 @@ class GenerateOptions:
     preset: str | None = None
     loop: bool | None = None
     grid: str | None = None
+    key: str | None = None
+    retake: int | None = None
     name: str | None = None
     slot: int | None = None
     play: bool | None = None
     priority: str | None = None
+    # audio in (contract.AUDIO_IN); ``from_`` is the option ``from`` (see OPTION_FIELDS)
+    from_: str | None = None
+    strength: float | None = None
+    repaint: tuple[int, int] | None = None
+    extend: int | None = None
+    like: str | None = None
+    like_weight: float | None = None
+    blend: tuple[tuple[str, float], ...] | None = None
+    morph_to: str | None = None
+    morph: float | None = None
+    morph_seed: int | None = None
 
     def given(self) -> dict[str, Any]:
         """The options the request set, by key."""
         return _given(self)
+
+    def get(self, key: str) -> Any:
+        """The value of option ``key`` (None: not given)."""
+        return getattr(self, OPTION_FIELDS.get(key, key), None)
 
 
 @dataclass(frozen=True)
@@ -140,6 +164,19 @@ class Slot:
     options: GenerateOptions = GenerateOptions()
     ahead: int | None = None
     gate: bool | None = None
+    evolve: float | None = None
+
+
+@dataclass(frozen=True)
+class Morph:
+    """``/musicldm/morph from to bars [quantize q]``: morph slot ``source`` into slot
+    ``target`` over ``bars`` bars (one rendered step a bar), launched at the quantize point
+    (None: the default)."""
+
+    source: int
+    target: int
+    bars: int
+    quantize: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +263,7 @@ Request = (
     Generate
     | Cancel
     | Slot
+    | Morph
     | Trigger
     | Play
     | Stop
@@ -337,7 +375,7 @@ def _options(
         if option is None:
             ended_words = run is not None and run[1] == index
             raise _unknown_option(address, key, allowed, ended_words=ended_words)
-        if key in values:
+        if key in values and not option.repeats:
             raise BadRequest(f"{key} is given twice in {address}", key=key)
         if index + 1 >= len(args):
             raise BadRequest(
@@ -355,7 +393,8 @@ def _options(
             value = " ".join([first, *args[index:end]])
             run = (index - 1, end)
             index = end
-        values[key] = option.check(value, max_seconds=max_seconds)
+        checked = option.check(value, max_seconds=max_seconds)
+        values[key] = (*values.get(key, ()), checked) if option.repeats else checked
     return values
 
 
@@ -393,7 +432,9 @@ def _with_job_id(
 
 
 def _generate_options(values: Mapping[str, Any]) -> GenerateOptions:
-    return GenerateOptions(**{k: v for k, v in values.items() if k in GENERATE_OPTIONS})
+    return GenerateOptions(
+        **{OPTION_FIELDS.get(k, k): v for k, v in values.items() if k in GENERATE_OPTIONS}
+    )
 
 
 def _parse_generate(address: str, args: list[Any], max_seconds: float) -> Request:
@@ -420,7 +461,8 @@ def _parse_slot(address: str, args: list[Any], max_seconds: float) -> Request:
         values = _options(address, args, end, SLOT_OPTIONS, max_seconds=max_seconds, words_from=1)
         ahead = values.pop("ahead", None)
         gate = values.pop("gate", None)
-        return Slot(index, prompt, _generate_options(values), ahead, gate)
+        evolve = values.pop("evolve", None)
+        return Slot(index, prompt, _generate_options(values), ahead, gate, evolve)
 
     return _with_job_id(body, args, 1, SLOT_OPTIONS)
 
@@ -468,6 +510,25 @@ def _parse_stop(address: str, args: list[Any], max_seconds: float) -> Request:
         table = {"quantize": PLAYBACK_OPTIONS["quantize"]}
         quantize = _options(address, rest, 0, table, max_seconds=max_seconds).get("quantize")
     return Stop(index, quantize)
+
+
+def _parse_morph(address: str, args: list[Any], max_seconds: float) -> Request:
+    usage = "from to bars, then optionally quantize (none, beat or bar)"
+    if len(args) < 3 or any(isinstance(a, str) for a in args[:3]):
+        raise BadRequest(f"{address} takes {usage}; got {', '.join(map(repr, args)) or 'nothing'}")
+    source = check_int("from", args[0], LIMITS["index"])
+    target = check_int("to", args[1], LIMITS["index"])
+    if source == target:
+        raise BadRequest(f"from and to must be two different slots, got {source} twice", key="to")
+    bars = check_int("bars", args[2], MORPH_BARS)
+    rest = args[3:]
+    quantize = None
+    if len(rest) == 1 and isinstance(rest[0], str) and rest[0].lower() in QUANTIZE_CHOICES:
+        quantize = rest[0].lower()  # the bare shorthand, as for stop: /musicldm/morph 0 1 4 beat
+    elif rest:
+        table = OPTIONS_OF[address]
+        quantize = _options(address, rest, 0, table, max_seconds=max_seconds).get("quantize")
+    return Morph(source, target, bars, quantize)
 
 
 def _parse_tempo(address: str, args: list[Any], max_seconds: float) -> Request:
@@ -539,6 +600,7 @@ PARSERS: dict[str, Parser] = {
     PREFIX + "trigger": _parse_trigger,
     PREFIX + "play": _parse_play,
     PREFIX + "stop": _parse_stop,
+    PREFIX + "morph": _parse_morph,
     PREFIX + "tempo": _parse_tempo,
     PREFIX + "transport": _parse_transport,
     PREFIX + "set": _parse_set,
