@@ -171,17 +171,22 @@ def _audio_in_settings(spec: ClipSpec) -> dict[str, Any] | None:
     mixed = spec.like is not None or bool(spec.blend) or spec.morph_to is not None
     if spec.audio_mode == "text" and not mixed:
         return None
+
+    def shown(value: float | None) -> float | None:
+        # OSC floats are float32: 0.3 arrives as 0.30000001192..., shown as asked
+        return None if value is None else round(value, 6)
+
     return {
         "mode": spec.audio_mode,
         "source": spec.source,
-        "strength": spec.strength,
+        "strength": shown(spec.strength),
         "repaint": list(spec.repaint) if spec.repaint is not None else None,
         "extend": spec.extend,
         "like": spec.like,
-        "like_weight": spec.like_weight if spec.like is not None else None,
-        "blend": [[prompt, weight] for prompt, weight in spec.blend],
+        "like_weight": shown(spec.like_weight) if spec.like is not None else None,
+        "blend": [[prompt, shown(weight)] for prompt, weight in spec.blend],
         "morph_to": spec.morph_to,
-        "morph": spec.morph if spec.morph_to is not None else None,
+        "morph": shown(spec.morph) if spec.morph_to is not None else None,
         "morph_seed": spec.morph_seed_used if spec.morph_to is not None else None,
     }
 

@@ -8,6 +8,7 @@ file the user names, unless given ``--input-dir``. Tiny model, few steps, short 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from daemon.jobs.journal import Journal
+from musicldm_core.wavfile import read_clip_info
 from tests.support import RawOsc, running_daemon
 
 GEN = "/musicldm/generate"
@@ -259,6 +261,10 @@ def test_a_variation_without_bars_keeps_its_clips_length(render, capsys, served)
     assert render("--from", clip, "--strength", 0.5, "--bpm", 120, "--rate", 16000) == 0
     varied = Path(capsys.readouterr().out.strip())
     assert sf.info(varied).frames == sf.info(clip).frames == 2 * 4 * 8000
+    # the file says what it was made from
+    settings = json.loads(read_clip_info(varied)["info"]["comment"])
+    assert settings["audio_in"]["mode"] == "variation"
+    assert (settings["audio_in"]["source"], settings["audio_in"]["strength"]) == (str(clip), 0.5)
     # OSC: the same, with the daemon's default of 1 bar left unasked
     daemon, raw = served
     source = daemon.config.out / "two.wav"
