@@ -245,3 +245,20 @@ def test_render_command_key_and_retake(
     assert "retakes used 1 of 1" in captured.err
     assert main([*argv, "--retake", "4"]) == 2
     assert "retake must be an integer from 0 to 3" in capsys.readouterr().err
+
+
+def test_key_and_retake_over_osc_reach_the_file(tiny_engine, tmp_path):
+    """Over real UDP: ``key`` and ``retake`` are generate options; the tiny model's noise has no
+    beat, so retake 1 renders a second round, and the key it could not reach is said why."""
+    from tests.support import RawOsc, running_daemon
+
+    with running_daemon(tiny_engine, tmp_path) as daemon, RawOsc(daemon.address) as raw:
+        raw.send("/musicldm/generate", "x", "id", 7, "key", "F#m", "retake", 1, "steps", 2)
+        done = raw.wait_for("/musicldm/done", 60)
+        assert done[0] == 7
+        settings = json.loads(read_clip_info(done[1])["info"]["comment"])
+        assert (settings["retake"], settings["retakes"]) == (1, 1)
+        assert settings["grid"]["target_key"] == "F#m" and settings["grid"]["key_note"]
+        raw.send("/musicldm/generate", "x", "id", 8, "key", "H minor")
+        fail = raw.wait_for("/musicldm/fail", 10)
+        assert fail[1] == "bad_request" and "key" in fail[2], fail
