@@ -1,6 +1,7 @@
 """Evolving slots and morphs over real UDP with the tiny model, heard through ``--audio-file``:
-each new take of an evolving slot is a variation of the one before it and launches on a bar
-line; ``/musicldm/morph`` plays its steps in order, one a bar, each with its morph position."""
+each new take of an evolving slot is a variation of the one before it and launches where the
+take playing ends its loop (a bar line for one bar, every other one for two);
+``/musicldm/morph`` plays its steps in order, one a bar, each with its morph position."""
 
 from __future__ import annotations
 
@@ -145,6 +146,29 @@ def test_an_evolving_slot_varies_the_take_playing_and_launches_on_bar_lines(live
         # take is closer to the one before by a wide margin (about 0.9 against 1.5 here).
         assert far[0] > 0.1, (near, far)
         assert all(n < f for n, f in zip(near[1:], far[1:], strict=True)), (near, far)
+    finally:
+        osc.close()
+
+
+def test_a_longer_evolving_slot_moves_on_at_the_end_of_each_loop(live_daemon):
+    # a 2-bar take is a phrase: the next variation starts where it wraps, never after bar 1
+    record = Recorder(live_daemon)
+    osc = RawOsc(live_daemon.address)
+    try:
+        options = ["bars", 2, "steps", 3, "grid", "off", "seed", 7, "evolve", 0.4]
+        osc.send("/musicldm/slot", 0, "slow", "chords", *options)
+        osc.wait_for("/musicldm/done", 60)
+        osc.send("/musicldm/trigger", 0)
+        record.until(lambda: len(record.playing(0)) >= 4, osc)
+        osc.send("/musicldm/stop", 0, "quantize", "none")
+        osc.wait_for("/musicldm/stopped", 10)
+        played = record.playing(0)[:4]
+        first = played[0][1]
+        assert _on_bar_line(live_daemon, first), played
+        for (_, before), (_, after) in itertools.pairwise(played):
+            assert after > before and (after - first) % (2 * BAR) == 0, played
+        for (before, _), (after, _) in itertools.pairwise(played):
+            assert record.specs[after].source == before  # each one a variation, by itself
     finally:
         osc.close()
 

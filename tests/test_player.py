@@ -206,6 +206,43 @@ def test_replacing_a_clip_crossfades_without_a_click() -> None:
     assert mixer.drain_events() == [("playing", 5, "old", 0), ("playing", 5, "new", BAR)]
 
 
+def test_a_launch_at_cycle_end_waits_for_the_sounding_loop_to_wrap() -> None:
+    mixer = Mixer(RATE)
+    phrase = 2 * BAR + 1000  # not a whole number of bars: the clip's own length decides
+    old = tone(phrase, 200, 0.8)  # 441 periods: loops seamlessly
+    new = tone(BAR, 200, 0.8, phase=math.pi)
+    mixer.play(5, old, quantize="bar", tag="old")
+    render(mixer, phrase + BAR + 500)  # into its second cycle, past a bar line
+    mixer.play(5, new, quantize="bar", tag="new", at_cycle_end=True)
+    # a tempo change meanwhile does not move it: the sounding clip wraps where it did
+    mixer.set_tempo(100.0)
+    out = render(mixer, 2 * phrase + 2 * BAR - (phrase + BAR + 500))
+    switch = 2 * phrase - (phrase + BAR + 500)  # the second wrap, in `out`
+    assert mixer.drain_events() == [("playing", 5, "old", 0), ("playing", 5, "new", 2 * phrase)]
+    # until the wrap only the old clip; the same crossfade as on a bar line, then the new one
+    np.testing.assert_array_equal(out[:switch], np.tile(old, 2)[phrase + BAR + 500 : 2 * phrase])
+    normal_step = step_percentile(old, 99)
+    fade = mixer.fade_samples
+    steps = np.abs(np.diff(out[switch - 10 : switch + fade + 10].astype(np.float64)))
+    assert steps.max() <= 1.25 * normal_step
+    np.testing.assert_array_equal(out[switch + fade :], np.tile(new, 3)[fade : len(out) - switch])
+
+
+@pytest.mark.parametrize("sounding", ["silent", "one shot", "stopping"])
+def test_a_launch_at_cycle_end_falls_back_to_quantize_without_a_loop(sounding: str) -> None:
+    mixer = Mixer(RATE)
+    if sounding != "silent":
+        mixer.play(1, ramp(3 * BAR), quantize="none", loop=sounding != "one shot", tag="old")
+    render(mixer, 10_000)
+    if sounding == "stopping":
+        mixer.stop(1, quantize="none")
+        render(mixer, BLOCK)
+    mixer.play(1, ramp(BAR), quantize="bar", tag="new", at_cycle_end=True)
+    render(mixer, 2 * BAR)
+    launches = [e for e in mixer.drain_events() if e[2] == "new"]
+    assert launches == [("playing", 1, "new", BAR)]
+
+
 def test_play_overrides_a_pending_stop_and_replaces_a_pending_launch() -> None:
     mixer = Mixer(RATE)
     mixer.play(0, tone(BAR, 200, 0.5), quantize="none", tag="a")

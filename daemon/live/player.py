@@ -283,6 +283,7 @@ class Mixer:
         loop: bool = True,
         gain: float = 1.0,
         tag: object = None,
+        at_cycle_end: bool = False,
     ) -> None:
         """Launch ``samples`` in ``slot`` at the next ``quantize`` point (none, beat or bar).
 
@@ -292,6 +293,13 @@ class Mixer:
         launch still waiting in the slot is replaced (reported ``dropped``). ``gain`` (0–2)
         multiplies the slot's gain and the master gain. ``tag`` comes back in the events.
         Validates here, in the calling thread; raises ``ValueError`` naming the bad argument.
+
+        With ``at_cycle_end`` the launch waits instead for the end of the current loop cycle of
+        the clip sounding in the slot: the sample where it wraps to its start, so a clip of
+        several bars is replaced at its phrase boundary, not mid-loop. That point is in samples
+        of the sounding clip (a tempo change or a transport start does not move it). When
+        nothing loops in the slot (silent, not looping, or already fading out), ``quantize``
+        decides as usual. An internal option of the slot logic (evolving slots), not of OSC.
         """
         self._check_slot(slot)
         if not isinstance(samples, np.ndarray):
@@ -315,6 +323,7 @@ class Mixer:
                 bool(loop),
                 _check_gain("gain", gain),
                 tag,
+                bool(at_cycle_end),
             )
         )
 
@@ -490,7 +499,7 @@ class Mixer:
             self._slot_gain[command[1]] = command[2]
 
     def _apply_play(self, command: tuple[Any, ...], t0: int) -> None:
-        _, slot, samples, quantize, loop, gain, tag = command
+        _, slot, samples, quantize, loop, gain, tag, at_cycle_end = command
         grid = self._transport.grid
         beat = grid.next_boundary_beat(t0, quantize)
         launch = t0 if beat is None else grid.sample_at_beat(beat)
@@ -508,6 +517,12 @@ class Mixer:
                 sounding.set_fade(_NEVER, _NEVER)
                 sounding.stop_quantize = "none"
                 sounding.stop_beat = None
+            if at_cycle_end and sounding.loop and sounding.end == _NEVER:
+                # The first sample at or after t0 where the sounding clip wraps to its start;
+                # no grid line: the clip's own length decides, and a tempo change keeps it.
+                cycles = -((sounding.start - t0) // sounding.length)  # ceil((t0 - start) / len)
+                launch = sounding.start + max(cycles, 1) * sounding.length
+                quantize, beat = "none", None
         voice.slot = slot
         voice.tag = tag
         voice.samples = samples

@@ -32,16 +32,16 @@ rendering for a tempo that no longer holds. A ramp of any number of tempo change
 most ``ahead`` takes per slot per bar, and the queue never holds more than ``ahead`` of them per
 slot.
 
-A slot with ``evolve X`` (or, when it sets none, the ``evolve`` default: ``/musicldm/set``, a
-MIDI CC) changes gradually instead of jumping: each new take is a variation of strength ``X`` of
-the newest take the slot has (the one playing, or queued to play next) — its file in the output
-folder is the ``source`` — and while the slot sounds, each such take launches at the slot's next
-quantize point once it is ready, so the chain goes on take after take, each one close to the
-one before. ``/musicldm/morph from to bars`` renders ``bars`` one-bar steps ahead along a morph
-from slot ``from``'s prompt and seed to slot ``to``'s (positions 1/bars … 1) and plays them in
-slot ``to``, one a bar, each on the bar line after the one before became audible; slot ``from``
-stops on the line where the first step starts, and slot ``to`` keeps the last step (its own
-prompt and seed) as its take.
+A slot with ``evolve X`` (or, when it sets none, the ``evolve`` default: ``/musicldm/set``, a MIDI
+CC) changes gradually instead of jumping: each new take is a variation of strength ``X`` of the
+newest take the slot has (the one playing, or queued to play next) — its file in the output folder
+is the ``source`` — and while the slot sounds, each such take launches once it is ready where the
+take playing ends its loop (its phrase boundary: every 4 bars for ``bars 4``), so the chain goes on
+take after take, each one close to the one before. ``/musicldm/morph from to bars`` renders ``bars``
+one-bar steps ahead along a morph from slot ``from``'s prompt and seed to slot ``to``'s (positions
+1/bars … 1) and plays them in slot ``to``, one a bar, each on the bar line after the one before
+became audible; slot ``from`` stops on the line where the first step starts, and slot ``to`` keeps
+the last step (its own prompt and seed) as its take.
 
 Every event goes to who asked for it (the sender of the trigger, ``/play``, ``generate … play 1``
 or ``/stop``; for a launch nobody asked for directly, the slot's last definer or triggerer),
@@ -395,8 +395,12 @@ class Live:
             return
         take = fitting[0]
         slot.ready.remove(take)
+        # The take playing ends its loop where the next one starts (a 4-bar phrase changes at
+        # its 4th bar line, not mid-phrase); one at an old tempo no longer fits the bars, so
+        # the quantize point is the better place then.
+        phrase = slot.last is not None and self._fits(slot.last.bpm, target)
         slot.last = take
-        self._launch(index, take, slot, slot.origin)
+        self._launch(index, take, slot, slot.origin, at_cycle_end=phrase)
         self._refill(index, slot)
 
     def morph(
@@ -567,9 +571,12 @@ class Live:
         *,
         quantize: str | None = None,
         loop: bool | None = None,
+        at_cycle_end: bool = False,
     ) -> None:
         """Hand ``take`` to the mixer in slot ``index`` at the slot's quantize point, with the
-        slot's loop and gain (``quantize`` and ``loop`` given override the slot's)."""
+        slot's loop and gain (``quantize`` and ``loop`` given override the slot's); with
+        ``at_cycle_end``, where the take sounding in the slot ends its loop instead (the
+        quantize point when nothing loops there)."""
         launch = _Launch(index, take.path, take.job_id, origin, late_due)
         with self._lock:
             self._launches.setdefault(index, []).append(launch)
@@ -580,6 +587,7 @@ class Live:
             loop=slot.loop if loop is None else loop,
             gain=slot.gain,
             tag=launch,
+            at_cycle_end=at_cycle_end,
         )
 
     def _play_voice(
