@@ -143,14 +143,20 @@ def test_the_daemon_compiles_and_warms_on_the_worker_thread(tiny_engine, tmp_pat
     def compile_(**kw):
         calls.append(("compile", threading.current_thread().name))
 
+    release = threading.Event()
+
     def warmup(**kw):
         calls.append(("warmup", threading.current_thread().name, kw["shapes"], len(kw["frames"])))
+        release.wait(30)  # held here, status says why jobs wait
         return 0.0
 
     monkeypatch.setattr(tiny_engine, "compile", compile_)
     monkeypatch.setattr(tiny_engine, "warmup", warmup)
     with running_daemon(tiny_engine, tmp_path, compile=True, compile_batches="1,2") as daemon:
+        assert daemon.status()["worker"] == "warming"
+        release.set()
         assert daemon.worker.warmed.wait(30)
+        assert daemon.status()["worker"] == "ok"
     shapes = [(1, True), (1, False), (2, True), (2, False)]
     assert calls == [("compile", "worker"), ("warmup", "worker", shapes, 3)]
 

@@ -676,6 +676,17 @@ class Daemon:
             return "it ended unexpectedly; see the log"
         return None
 
+    def _worker_state(self) -> str:
+        """``ok``; ``warming`` while the worker compiles and warms up before its first job
+        (jobs wait meanwhile: a performer sees why); ``dead (why)`` when it has stopped."""
+        dead = self.worker_dead()
+        if dead is not None:
+            return f"dead ({dead})"
+        worker = self.worker
+        if worker is not None and worker.alive and not worker.warmed.is_set():
+            return "warming"
+        return "ok"
+
     def cancel_jobs(self, matches: Callable[[Job], bool]) -> int:
         """Cancel the queued and running jobs ``matches`` picks; each take ends in one
         ``/fail … cancelled``. Returns how many were found."""
@@ -767,7 +778,7 @@ class Daemon:
             "replies_dropped": osc.replier.overflowed if osc is not None else 0,
             "uptime": round(time.time() - self.started_at, 1),
             "out": str(self.config.out),
-            "worker": "ok" if (dead := self.worker_dead()) is None else f"dead ({dead})",
+            "worker": self._worker_state(),
         }
 
     # -- running -----------------------------------------------------------------------------------
