@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +68,7 @@ __all__ = [
     "encode",
     "item_for",
     "level_of",
+    "like_embedding",
     "log_mel",
     "prepare",
     "read_audio",
@@ -272,16 +276,35 @@ def round_trip(engine: Engine, wave: np.ndarray, *, frames: int) -> np.ndarray:
 def audio_embedding(engine: Engine, wave: np.ndarray, rate: int) -> torch.Tensor:
     """CLAP's unit-norm audio embedding ``(projection_dim,)`` of ``wave`` (mono at ``rate``),
     from its first :data:`CLAP_SECONDS` (shorter audio is repeated to fill, as CLAP does)."""
-    target_rate = int(engine.feature_extractor.sampling_rate)
-    audio = resample(wave[: int(CLAP_SECONDS * rate)], rate, target_rate)
-    features = engine.feature_extractor(
-        [audio], sampling_rate=target_rate, return_tensors="pt", truncation="rand_trunc"
-    )
-    output = engine.text_encoder.get_audio_features(
-        input_features=features.input_features.to(engine.device, engine.dtype)
-    )
-    embedding = getattr(output, "pooler_output", output)[0].float()
-    return torch.nn.functional.normalize(embedding, dim=-1)
+    return engine.embed_audio([wave[: int(CLAP_SECONDS * rate)]], rate)[0]
+
+
+LIKE_CACHE_SIZE = 16
+"""Reference clips whose embeddings an engine keeps (an evolving set reuses a few ``like``s)."""
+
+_like_cache: weakref.WeakKeyDictionary[Engine, OrderedDict[tuple[str, int, int], torch.Tensor]]
+_like_cache = weakref.WeakKeyDictionary()
+
+
+def like_embedding(engine: Engine, path: str) -> torch.Tensor:
+    """:func:`audio_embedding` of the file at ``path``, read once: kept per engine by path,
+    modification time and size, so a changed file is read again."""
+    try:
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None  # read_audio says what is wrong with it
+    cache = _like_cache.setdefault(engine, OrderedDict())
+    if key is not None and key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    wave, rate = read_audio(path, key="like")
+    embedding = audio_embedding(engine, wave, rate)
+    if key is not None:
+        cache[key] = embedding
+        while len(cache) > LIKE_CACHE_SIZE:
+            cache.popitem(last=False)
+    return embedding
 
 
 # -- what render_batch needs: plans, prepared sources, items, the continuation's cut ------------
@@ -375,8 +398,7 @@ def prepare(engine: Engine, spec: ClipSpec, plan: RenderPlan) -> Prepared | None
     mode = spec.audio_mode
     like = None
     if spec.like is not None and spec.like_weight > 0:
-        wave, rate = read_audio(spec.like, key="like")
-        like = audio_embedding(engine, wave, rate)
+        like = like_embedding(engine, spec.like)
     if mode == "text":
         return None if like is None else Prepared(like=like)
     assert spec.source is not None  # validated: every audio mode has a source

@@ -569,7 +569,17 @@ class Engine:
 
     @torch.inference_mode()
     def score(self, prompt: str, waveforms: Sequence[np.ndarray]) -> list[float]:
-        """Cosine similarity between each waveform (model rate) and ``prompt``, with CLAP.
+        """Cosine similarity between each waveform (model rate) and ``prompt``, with CLAP
+        (:meth:`embed_audio`)."""
+        audio_embeds = self.embed_audio(waveforms, self.model_rate)
+        text = torch.nn.functional.normalize(self.encode_text([prompt]).float(), dim=-1)
+        return [float(x) for x in (audio_embeds @ text[0]).cpu()]
+
+    @torch.inference_mode()
+    def embed_audio(self, waveforms: Sequence[np.ndarray], rate: int) -> torch.Tensor:
+        """CLAP's unit-norm audio embeddings ``(len(waveforms), projection_dim)`` float32, of
+        mono waveforms at ``rate``, from their first :data:`_RANK_SECONDS` (shorter audio is
+        repeated to fill, as CLAP does): what ranking scores and what ``like`` conditions on.
 
         The features are CLAP's log-mel computed with torch on the engine's device
         (:mod:`.clap_features`), equal to transformers' numpy extractor within float rounding.
@@ -579,15 +589,13 @@ class Engine:
         if self._clap_features is None:
             self._clap_features = ClapFeatures(self.feature_extractor, self.device)
         target_rate = self._clap_features.sampling_rate
-        keep = int(_RANK_SECONDS * self.model_rate)
+        keep = int(_RANK_SECONDS * rate)
         # Cropping to CLAP's 10 s window ourselves keeps the extractor from cropping at random.
-        audio = [resample(w[:keep], self.model_rate, target_rate) for w in waveforms]
+        audio = [resample(w[:keep], rate, target_rate) for w in waveforms]
         features = self._clap_features(audio)
         output = self.text_encoder.get_audio_features(input_features=features.to(self.dtype))
         audio_embeds = getattr(output, "pooler_output", output).float()
-        audio_embeds = torch.nn.functional.normalize(audio_embeds, dim=-1)
-        text = torch.nn.functional.normalize(self.encode_text([prompt]).float(), dim=-1)
-        return [float(x) for x in (audio_embeds @ text[0]).cpu()]
+        return torch.nn.functional.normalize(audio_embeds, dim=-1)
 
     def rank(self, prompt: str, takes: list[Take]) -> list[Take]:
         """``takes`` of one prompt, best first by CLAP similarity to that same prompt."""

@@ -386,3 +386,32 @@ def test_non_audio_missing_and_too_short_files_are_clear_errors(tiny_engine, tmp
     sf.write(blip, played[:100], RATE)
     with pytest.raises(BadRequest, match=r"blip\.wav lasts"):
         render_batch(tiny_engine, [_spec(source=str(blip), extend=1)])
+
+
+def test_a_like_reference_is_read_once_until_it_changes(tiny_engine, source, tmp_path, monkeypatch):
+    """An evolving set reuses its ``like``: the embedding is kept per file (path, time, size),
+    equal to a fresh one, and read again when the file changes."""
+    import os
+    import shutil
+
+    import torch
+
+    reference = tmp_path / "like.wav"
+    shutil.copy(source, reference)
+    reads: list[str] = []
+    real_read = audio_in.read_audio
+
+    def counting(path, **kw):
+        reads.append(str(path))
+        return real_read(path, **kw)
+
+    monkeypatch.setattr(audio_in, "read_audio", counting)
+    first = audio_in.like_embedding(tiny_engine, str(reference))
+    again = audio_in.like_embedding(tiny_engine, str(reference))
+    assert len(reads) == 1 and torch.equal(first, again)
+    wave, rate = real_read(reference)
+    assert torch.allclose(first, audio_in.audio_embedding(tiny_engine, wave, rate), atol=1e-6)
+    stat = reference.stat()
+    os.utime(reference, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    audio_in.like_embedding(tiny_engine, str(reference))
+    assert len(reads) == 2
