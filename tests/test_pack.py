@@ -263,3 +263,28 @@ def test_on_ray_killing_an_actor_loses_nothing_doubles_nothing_and_makes_the_sam
     for path in wavs(local_folder):
         twin = folder / path.relative_to(local_folder)
         assert twin.read_bytes() == path.read_bytes(), f"{twin} differs from the local render"
+
+
+def test_input_audio_in_a_pack_is_relative_to_the_pack_file(tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from daemon.pack.plan import load_pack
+
+    folder = tmp_path / "packs"
+    (folder / "loops").mkdir(parents=True)
+    tone = np.sin(np.arange(int(4.5 * 44100)) * 2 * np.pi * 220 / 44100).astype(np.float32)
+    sf.write(folder / "loops" / "groove.wav", tone, 44100)
+    pack = folder / "vary.toml"
+    pack.write_text(
+        'name = "vary"\nbpm = [120]\nbars = [2]\n'
+        '[[prompt]]\ntext = "the same, brighter"\nfrom = "loops/groove.wav"\nstrength = 0.4\n'
+    )
+    monkeypatch.chdir(tmp_path)  # elsewhere: the pack file's folder decides, not the shell's
+    plan = load_pack(Path("packs/vary.toml"), model="tiny")
+    (job,) = plan.jobs
+    assert job.spec.source == str((folder / "loops" / "groove.wav").resolve())
+    assert job.spec.strength == pytest.approx(0.4)
+    pack.write_text(pack.read_text().replace("loops/groove.wav", "loops/missing.wav"))
+    with pytest.raises(BadRequest, match=r"missing\.wav"):
+        load_pack(pack, model="tiny")

@@ -63,15 +63,19 @@ class InputSandbox:
         clips: ClipFinder | None = None,
         *,
         anywhere: bool = False,
+        base: Path | None = None,
     ) -> None:
         """``anywhere``: any file path is allowed (the ``render`` CLI without ``--input-dir``:
-        the user typed the path); clip ids and the audio check stay the same."""
+        the user typed the path); clip ids and the audio check stay the same. ``base``: where
+        a relative path starts with ``anywhere`` (default the current folder; a pack file's
+        folder for ``pack``)."""
         # resolved once: the containment check compares resolved paths with resolved roots
         self.roots = tuple(
             dict.fromkeys(Path(p).expanduser().resolve() for p in (out, *input_dirs))
         )
         self._clips = clips
         self.anywhere = anywhere
+        self.base = base
 
     def describe(self) -> str:
         """The allowed sources, for error messages."""
@@ -123,6 +127,8 @@ class InputSandbox:
     def _file(self, key: str, text: str, *, given: Any) -> Path:
         path = Path(text).expanduser()
         if self.anywhere:
+            if self.base is not None and not path.is_absolute():
+                path = self.base / path
             return self._audio(key, given, Path(os.path.abspath(path)).resolve())
         candidates = [path] if path.is_absolute() else [root / path for root in self.roots]
         inside = [c.resolve() for c in candidates if self._inside(c.resolve())]

@@ -26,7 +26,7 @@ from typing import Any
 
 from daemon.config import DaemonConfig
 from daemon.wire.contract import GENERATE_OPTIONS, Option
-from daemon.wire.requests import GenerateOptions
+from daemon.wire.requests import OPTION_FIELDS, GenerateOptions
 from musicldm_core.errors import BadRequest
 from musicldm_core.spec import (
     DEFAULT_MAX_SECONDS,
@@ -215,9 +215,12 @@ def _options(
     return single, lists, files
 
 
-def _spec_defaults(files: Mapping[str, Any], max_seconds: float) -> Any:
-    """The daemon's option resolution with the pack's output settings as its config."""
+def _spec_defaults(files: Mapping[str, Any], max_seconds: float, folder: Path) -> Any:
+    """The daemon's option resolution with the pack's output settings as its config. Input
+    audio (``from``, ``like``) may be any file the pack names, as on ``render``'s command
+    line (the user wrote it); a relative path is relative to the pack file's ``folder``."""
     from daemon.app.defaults import Defaults
+    from daemon.app.inputs import InputSandbox
 
     config = DaemonConfig(
         sample_rate=files.get("rate", 44100),
@@ -225,7 +228,8 @@ def _spec_defaults(files: Mapping[str, Any], max_seconds: float) -> Any:
         loudness_lufs=files.get("loudness"),
         max_seconds=max_seconds,
     )
-    return Defaults(config, tempo=lambda: config.tempo)
+    inputs = InputSandbox(folder, anywhere=True, base=folder)
+    return Defaults(config, tempo=lambda: config.tempo, inputs=inputs)
 
 
 _OPTION_FIELDS = {f.name for f in dataclasses.fields(GenerateOptions)}
@@ -278,7 +282,16 @@ def _parse(data: Mapping[str, Any], source: Path, model: str, max_seconds: float
         text = table.get("text")
         try:
             jobs += _prompt_jobs(
-                index, table, single, lists, files, pack_tags, model, max_seconds, seen
+                index,
+                table,
+                single,
+                lists,
+                files,
+                pack_tags,
+                model,
+                max_seconds,
+                seen,
+                folder=source.parent,
             )
         except BadRequest as exc:
             shown = text if isinstance(text, str) else None
@@ -296,6 +309,8 @@ def _prompt_jobs(  # noqa: PLR0917 - one call site; the pack's settings it inher
     model: str,
     max_seconds: float,
     seen: dict[str, int],
+    *,
+    folder: Path,
 ) -> list[ClipJob]:
     if "text" not in table:
         raise BadRequest('text is missing: each [[prompt]] needs text = "..."', key="text")
@@ -316,7 +331,7 @@ def _prompt_jobs(  # noqa: PLR0917 - one call site; the pack's settings it inher
     prompt_slug = safe_stem(prompt_name.lower(), max_chars=40)
     takes = check_int("takes", single.pop("takes", 1), LIMITS["takes"])
     seed = single.pop("seed", DEFAULT_SEED)
-    defaults = _spec_defaults(files, max_seconds)
+    defaults = _spec_defaults(files, max_seconds, folder)
     bpms = merged.get("bpm", [defaults.resolve(None, "bpm")])
     lengths: list[tuple[str, Any]] = [("seconds", s) for s in merged.get("seconds", [])] or [
         ("bars", b) for b in merged.get("bars", [defaults.resolve(None, "bars")])
@@ -327,7 +342,13 @@ def _prompt_jobs(  # noqa: PLR0917 - one call site; the pack's settings it inher
             for take in range(takes):
                 given = {**single, "bpm": bpm, length_key: length, "seed": seed + take}
                 given["seed"] = check_int("seed", given["seed"], LIMITS["seed"])
-                options = GenerateOptions(**{k: v for k, v in given.items() if k in _OPTION_FIELDS})
+                options = GenerateOptions(
+                    **{
+                        OPTION_FIELDS.get(k, k): v  # `from` is the field from_
+                        for k, v in given.items()
+                        if OPTION_FIELDS.get(k, k) in _OPTION_FIELDS
+                    }
+                )
                 spec = defaults.build_spec(text, options)
                 spec = replace(spec, sample_rate=files.get("rate", spec.sample_rate))
                 job_id = clip_id(spec, model)
