@@ -54,23 +54,15 @@ _PRESET_ARGS = {
 
 def _audio_in_spec(args: argparse.Namespace) -> dict[str, Any]:
     """``render``'s audio-in :class:`ClipSpec` fields, as given (``from``/``like`` unresolved)."""
+    from daemon.app.defaults import audio_in_fields
     from daemon.wire.contract import bar_span, blend_pair
 
-    fields: dict[str, Any] = {
-        "source": args.source,
-        "strength": args.strength,
+    given = {
+        "from": args.source,
         "repaint": None if args.repaint is None else bar_span(args.repaint, key="--repaint"),
-        "extend": args.extend,
-        "like": args.like,
-        "blend": tuple(blend_pair(text, key="--blend") for text in args.blend or ()),
-        "morph_to": args.morph_to,
-        "morph_seed": args.morph_seed,
+        "blend": tuple(blend_pair(text, key="--blend") for text in args.blend or ()) or None,
     }
-    if args.like_weight is not None:
-        fields["like_weight"] = args.like_weight
-    if args.morph is not None:
-        fields["morph"] = args.morph
-    return fields
+    return audio_in_fields(lambda key: given[key] if key in given else getattr(args, key))
 
 
 def _resolve_inputs(spec: ClipSpec, args: argparse.Namespace, out_dir: Path, library: Any) -> Any:

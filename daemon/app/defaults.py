@@ -45,6 +45,19 @@ _PRESET_FIELDS = {
 Options = GenerateOptions | PlaybackOptions | None
 
 
+def audio_in_fields(value_of: Callable[[str], Any]) -> dict[str, Any]:
+    """The :class:`ClipSpec` audio-in fields from ``value_of(option)`` for each option of
+    :data:`~daemon.wire.contract.AUDIO_IN` (``from`` is the field ``source``); an option
+    without a value (None) is left out, so the spec's own default stands. ``from`` and ``like``
+    come back as given: the caller resolves them (:class:`~daemon.app.inputs.InputSandbox`)."""
+    fields = {}
+    for key in AUDIO_IN:
+        value = value_of(key)
+        if value is not None:
+            fields["source" if key == "from" else key] = value
+    return fields
+
+
 class Defaults:
     """The defaults table and the resolution of a request's options into a clip spec."""
 
@@ -179,21 +192,10 @@ class Defaults:
         journaled, so the journal and a restart keep the file that was checked."""
         if options is None:
             return {}
-        source, like = options.get("from"), options.get("like")
-        fields: dict[str, Any] = {
-            "source": None if source is None else self.inputs.resolve("from", source),
-            "like": None if like is None else self.inputs.resolve("like", like),
-            "strength": options.strength,
-            "repaint": options.repaint,
-            "extend": options.extend,
-            "blend": options.blend or (),
-            "morph_to": options.morph_to,
-            "morph_seed": options.morph_seed,
-        }
-        if options.like_weight is not None:
-            fields["like_weight"] = options.like_weight
-        if options.morph is not None:
-            fields["morph"] = options.morph
+        fields = audio_in_fields(options.get)
+        for key, field in (("from", "source"), ("like", "like")):
+            if field in fields:
+                fields[field] = self.inputs.resolve(key, fields[field])
         return fields
 
     def value_of(self, key: str) -> Any:
