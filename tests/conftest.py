@@ -49,3 +49,20 @@ def daemon(tiny_engine: object, tmp_path: Path) -> Iterator[object]:
 
     with running_daemon(tiny_engine, tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def live_daemon(tiny_engine: object, tmp_path: Path) -> Iterator[object]:
+    """A tiny-model daemon playing into ``heard.wav`` (the offline audio output) at
+    :data:`tests.support.LIVE_BPM`: what the live and evolve tests listen to."""
+    from tests.support import LIVE_BPM, running_daemon
+
+    with running_daemon(
+        tiny_engine,
+        tmp_path,
+        audio=True,
+        audio_file=tmp_path / "heard.wav",
+        audio_rate=44100,
+        tempo=LIVE_BPM,
+    ) as daemon:
+        yield daemon

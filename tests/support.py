@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 Address = tuple[str, int]
 
 
+LIVE_BPM = 240.0
+"""The live tests' clock: one 4/4 bar = 1 s = 44100 samples at 44.1 kHz, so they are short."""
+
+
 def daemon_config(tmp_path: Path, **overrides: Any) -> DaemonConfig:
     """A daemon config for tests: a free UDP port, replies only to senders, output and state
     in ``tmp_path``, no warm-up and no audio, unless ``overrides`` say otherwise."""

@@ -21,23 +21,10 @@ from daemon.config import load_config
 from daemon.live.midi import CCMapping
 from daemon.live.slots import MidiBridge, SlotState
 from musicldm_core.spec import ClipSpec
-from tests.support import RawOsc, running_daemon
+from tests.support import LIVE_BPM, RawOsc, running_daemon
 
-BPM = 240.0  # one 4/4 bar = 1 s = 44100 samples: short tests
+BPM = LIVE_BPM  # one 4/4 bar = 1 s = 44100 samples: short tests
 BAR = 44100
-
-
-@pytest.fixture
-def live_daemon(tiny_engine, tmp_path) -> Iterator[Daemon]:
-    with running_daemon(
-        tiny_engine,
-        tmp_path,
-        audio=True,
-        audio_file=tmp_path / "heard.wav",
-        audio_rate=44100,
-        tempo=BPM,
-    ) as d:
-        yield d
 
 
 class Recorder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,25 +21,12 @@ from daemon.live.session import Session
 from daemon.live.slots import PLAY_SLOTS, SETTLE_SECONDS, SLOTS, Live, MidiBridge
 from musicldm_core.dsp import step_percentile
 from musicldm_core.spec import ClipSpec
-from tests.support import RawOsc, daemon_config, running_daemon
+from tests.support import LIVE_BPM, RawOsc, daemon_config, running_daemon
 
-BPM = 240.0  # one 4/4 bar = 1 s = 44100 samples: short tests
+BPM = LIVE_BPM  # one 4/4 bar = 1 s = 44100 samples: short tests
 BAR = 44100
 BEAT = BAR // 4
 ORIGIN = (("127.0.0.1", 1),)
-
-
-@pytest.fixture
-def live_daemon(tiny_engine, tmp_path) -> Iterator[Daemon]:
-    with running_daemon(
-        tiny_engine,
-        tmp_path,
-        audio=True,
-        audio_file=tmp_path / "heard.wav",
-        audio_rate=44100,
-        tempo=BPM,
-    ) as d:
-        yield d
 
 
 def _heard(daemon: Daemon) -> np.ndarray:
