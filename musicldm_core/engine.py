@@ -253,17 +253,21 @@ class Engine:
         Drawing each take from its own generator makes take k of seed s the same whatever else
         shares the batch, and the same on every device.
         """
-        shape = (
-            1,
-            self.latent_channels,
-            frames // self.vae_factor,
-            self.mel_bins // self.vae_factor,
-        )
+        shape = self.latent_shape(frames)
         draws = [
             torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s), dtype=torch.float32)
             for s in seeds
         ]
         return torch.cat(draws).to(self.device, self.dtype)
+
+    def latent_shape(self, frames: int) -> tuple[int, int, int, int]:
+        """The latents of one take of ``frames`` mel frames: (1, channels, time, mel bins)."""
+        return (
+            1,
+            self.latent_channels,
+            frames // self.vae_factor,
+            self.mel_bins // self.vae_factor,
+        )
 
     def check_frames(self, frames: int) -> None:
         if frames <= 0 or frames % self.vae_factor:
@@ -502,7 +506,7 @@ class Engine:
         first = timesteps[:1].repeat(len(starts))
         return scheduler.add_noise(starts, noise, first)
 
-    def _start_of(self, item: RenderItem, shape: torch.Size) -> torch.Tensor:
+    def _start_of(self, item: RenderItem, shape: Sequence[int]) -> torch.Tensor:
         if item.start is None:
             raise ValueError("a variation item needs start latents")
         start = item.start.to(self.device, self.dtype)
@@ -516,7 +520,7 @@ class Engine:
         """(known latents, keep weights (B, 1, T, 1)) for repaint and continue, or None."""
         if not any(item.mask is not None for item in per_take):
             return None
-        shape = self.initial_noise([0], frames).shape
+        shape = self.latent_shape(frames)
         known, keep = [], []
         for item in per_take:
             if item.mask is None:
