@@ -700,37 +700,31 @@ class Engine:
         A compile (or compiled run) that fails for a shape is logged once and that shape runs
         eager from then on, so a compiler problem met mid-set costs speed, never the jobs.
         """
-        unet = self.unet
-        if self.compiled is not None:
-            unet = self.components.unet  # the eager one, should the compiled one not do
-            shape = tuple(sample.shape)
-            if shape not in self._eager_shapes:
-                try:
-                    out = self.unet(
-                        sample,
-                        t,
-                        encoder_hidden_states=None,
-                        class_labels=labels,
-                        return_dict=False,
-                    )[0]
-                except torch.OutOfMemoryError:
-                    raise
-                except Exception as exc:  # the compiler's own errors have no common base
-                    self._eager_shapes.add(shape)
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                    log.warning(
-                        "the compiled UNet failed for input %s (%s): that shape runs eager "
-                        "from now on",
-                        "x".join(map(str, shape)),
-                        first[:300],
-                    )
-                else:
-                    # a CUDA-graph replay overwrites its output buffer, and multistep solvers
-                    # keep earlier predictions: own a copy
-                    return out.clone()
-        return unet(sample, t, encoder_hidden_states=None, class_labels=labels, return_dict=False)[
-            0
-        ]
+
+        def predict(unet: Any) -> torch.Tensor:
+            return unet(
+                sample, t, encoder_hidden_states=None, class_labels=labels, return_dict=False
+            )[0]
+
+        if self.compiled is None:
+            return predict(self.unet)
+        shape = tuple(sample.shape)
+        if shape not in self._eager_shapes:
+            try:
+                # a CUDA-graph replay overwrites its output buffer, and multistep solvers keep
+                # earlier predictions: own a copy
+                return predict(self.unet).clone()
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as exc:  # the compiler's own errors have no common base
+                self._eager_shapes.add(shape)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                log.warning(
+                    "the compiled UNet failed for input %s (%s): that shape runs eager from now on",
+                    "x".join(map(str, shape)),
+                    first[:300],
+                )
+        return predict(self.components.unet)  # the eager one
 
     def warmup(
         self,
