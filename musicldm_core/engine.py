@@ -103,6 +103,32 @@ def _check_finite(values: torch.Tensor | np.ndarray, stage: str) -> None:
         )
 
 
+def _noise_levels(scheduler: Any, timestep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(signal, spread): ``scheduler.add_noise(x, n, timestep) == signal * x + spread * n``, as
+    CPU scalars, for a CPU ``timestep`` of one element.
+
+    Every diffusers scheduler's ``add_noise`` is linear in the sample and the noise, so it is
+    evaluated here on CPU ones and zeros. Called on device latents it copies its tables and the
+    timestep to the device on each call (a host-device sync each on a GPU, every step of a
+    repaint); CPU scalars times device tensors need no copy. The result is the same arithmetic:
+    bit for bit on the CPU in float32.
+    """
+    one, zero = torch.ones(1), torch.zeros(1)
+    signal = scheduler.add_noise(one, zero, timestep).reshape(())
+    spread = scheduler.add_noise(zero, one, timestep).reshape(())
+    return signal, spread
+
+
+def _draws(seeds: Sequence[int], shape: Sequence[int]) -> torch.Tensor:
+    """One standard normal draw of ``shape`` per seed, from its own CPU generator, float32."""
+    return torch.cat(
+        [
+            torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s), dtype=torch.float32)
+            for s in seeds
+        ]
+    )
+
+
 def _unit(vector: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(vector, dim=-1)
 
@@ -253,12 +279,7 @@ class Engine:
         Drawing each take from its own generator makes take k of seed s the same whatever else
         shares the batch, and the same on every device.
         """
-        shape = self.latent_shape(frames)
-        draws = [
-            torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s), dtype=torch.float32)
-            for s in seeds
-        ]
-        return torch.cat(draws).to(self.device, self.dtype)
+        return _draws(seeds, self.latent_shape(frames)).to(self.device, self.dtype)
 
     def latent_shape(self, frames: int) -> tuple[int, int, int, int]:
         """The latents of one take of ``frames`` mel frames: (1, channels, time, mel bins)."""
@@ -329,9 +350,72 @@ class Engine:
         is_cancelled: Callable[[], bool] | None,
         rank: bool,
     ) -> list[list[Take]]:
+        counts = [len(item.seeds) for item in items]
+        latents, stages = self._denoise(
+            items, frames, steps, scheduler_name, on_step=on_step, is_cancelled=is_cancelled
+        )
+        denoised = time.perf_counter()
+        where = f"the {scheduler_name} sampler at {steps} steps"
+        _check_finite(latents, f"the latents after {where}")
+        mel = self.decode_latents(latents)
+        _check_finite(mel, f"the VAE decoder (latents from {where})")
+        decoded = time.perf_counter()
+        waves = self.vocode(mel, samples=frames * self.hop)
+        _check_finite(waves, f"the vocoder (latents from {where})")
+        vocoded = time.perf_counter()
+
+        timings = {
+            "text": stages["text"],
+            "unet": stages["unet"],
+            "unet_per_step": stages["unet"] / max(stages["steps"], 1),
+            "vae": decoded - denoised,
+            "vocoder": vocoded - decoded,
+        }
+        results: list[list[Take]] = []
+        offset = 0
+        for item, count in zip(items, counts, strict=True):
+            takes = [
+                Take(waveform=waves[offset + k], seed=item.seeds[k], index=k, timings=dict(timings))
+                for k in range(count)
+            ]
+            offset += count
+            if rank and count > 1:
+                takes = self.rank(item.prompt, takes)
+            results.append(takes)
+        return results
+
+    @torch.inference_mode()
+    def denoise(
+        self,
+        items: Sequence[RenderItem],
+        *,
+        frames: int,
+        steps: int,
+        scheduler: str,
+        on_step: StepCallback | None = None,
+        is_cancelled: Callable[[], bool] | None = None,
+    ) -> torch.Tensor:
+        """The sampling loop alone: every take's final latents ``(takes, C, T, F)``, on the
+        device, not yet checked, decoded or read back (:meth:`generate` does all of it). For
+        measuring the loop, or overlapping one batch's decode with the next one's loop."""
+        self.check_frames(frames)
+        return self._denoise(
+            items, frames, steps, scheduler, on_step=on_step, is_cancelled=is_cancelled
+        )[0]
+
+    def _denoise(
+        self,
+        items: Sequence[RenderItem],
+        frames: int,
+        steps: int,
+        scheduler_name: str,
+        *,
+        on_step: StepCallback | None,
+        is_cancelled: Callable[[], bool] | None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """(final latents, {"text": s, "unet": s, "steps": n}) of one batch."""
         started = time.perf_counter()
         seeds = [s for item in items for s in item.seeds]
-        counts = [len(item.seeds) for item in items]
         per_take = [item for item in items for _ in item.seeds]
         # Guidance as upstream: > 1 enables classifier-free guidance. In a guided batch an item
         # asking for <= 1 gets exactly 1, i.e. its conditional prediction.
@@ -378,36 +462,8 @@ class Engine:
                 on_step(i + 1, total)
         if is_cancelled is not None and is_cancelled():
             raise Cancelled("cancelled during rendering")
-        denoised = time.perf_counter()
-        where = f"the {scheduler_name} sampler at {steps} steps"
-        _check_finite(latents, f"the latents after {where}")
-
-        mel = self.decode_latents(latents)
-        _check_finite(mel, f"the VAE decoder (latents from {where})")
-        decoded = time.perf_counter()
-        waves = self.vocode(mel, samples=frames * self.hop)
-        _check_finite(waves, f"the vocoder (latents from {where})")
-        vocoded = time.perf_counter()
-
-        timings = {
-            "text": text_done - started,
-            "unet": denoised - text_done,
-            "unet_per_step": (denoised - text_done) / max(total, 1),
-            "vae": decoded - denoised,
-            "vocoder": vocoded - decoded,
-        }
-        results: list[list[Take]] = []
-        offset = 0
-        for item, count in zip(items, counts, strict=True):
-            takes = [
-                Take(waveform=waves[offset + k], seed=item.seeds[k], index=k, timings=dict(timings))
-                for k in range(count)
-            ]
-            offset += count
-            if rank and count > 1:
-                takes = self.rank(item.prompt, takes)
-            results.append(takes)
-        return results
+        unet_s = time.perf_counter() - text_done
+        return latents, {"text": text_done - started, "unet": unet_s, "steps": float(total)}
 
     # -- audio in: conditioning, starts and held regions (musicldm_core.audio_in) ----------------
 
@@ -454,19 +510,24 @@ class Engine:
     def _noise(
         self, per_take: Sequence[RenderItem], seeds: Sequence[int], frames: int
     ) -> torch.Tensor:
-        """Each take's starting noise: its seed's draw, slerped toward its morph seed's."""
-        noise = self.initial_noise(seeds, frames)
+        """Each take's starting noise: its seed's draw, slerped toward its morph seed's.
+
+        The slerp runs on the CPU draws, before the one copy to the device: it reads its angle
+        back, which on a GPU would be a sync, and the same seeds then give the same start on
+        every device."""
         morphs = [
             (k, item.morph_seeds[k % len(item.morph_seeds)], item.morph)
             for k, item in enumerate(per_take)
             if item.morph_seeds and item.morph_to is not None and item.morph > 0
         ]
-        if morphs:
-            noise = noise.clone()
-            toward = self.initial_noise([seed for _, seed, _ in morphs], frames)
-            for row, (k, _seed, position) in enumerate(morphs):
-                noise[k] = slerp(noise[k], toward[row], position)
-        return noise
+        if not morphs:
+            return self.initial_noise(seeds, frames)
+        shape = self.latent_shape(frames)
+        noise = _draws(seeds, shape)
+        toward = _draws([seed for _, seed, _ in morphs], shape)
+        for row, (k, _seed, position) in enumerate(morphs):
+            noise[k] = slerp(noise[k], toward[row], position)
+        return noise.to(self.device, self.dtype)
 
     def _start_index(self, items: Sequence[RenderItem], scheduler: Any, steps: int) -> int:
         """Where in the schedule a variation starts (SDEdit): ``int(steps * strength)`` steps
@@ -503,8 +564,8 @@ class Engine:
         starts = torch.cat([self._start_of(item, noise.shape) for item in per_take])
         if len(timesteps) == 0:
             return starts
-        first = timesteps[:1].repeat(len(starts))
-        return scheduler.add_noise(starts, noise, first)
+        signal, spread = _noise_levels(scheduler, timesteps[:1])
+        return signal * starts + spread * noise
 
     def _start_of(self, item: RenderItem, shape: Sequence[int]) -> torch.Tensor:
         if item.start is None:
@@ -549,7 +610,8 @@ class Engine:
         latents themselves after the last step."""
         known, keep = held
         if i + 1 < len(timesteps):
-            known = scheduler.add_noise(known, noise, timesteps[i + 1 : i + 2].repeat(len(known)))
+            signal, spread = _noise_levels(scheduler, timesteps[i + 1 : i + 2])
+            known = signal * known + spread * noise
         return latents + keep * (known - latents)
 
     def decode_latents(self, latents: torch.Tensor, *, chunk: int = 4) -> torch.Tensor:
