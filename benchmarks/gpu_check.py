@@ -13,9 +13,13 @@ section skipped for time says so. Sections:
 - ``osc_live``: a ``live`` 1-bar (and 4-bar) request over OSC to a running daemon until the
   file is on disk;
 - ``concurrent``: 8 concurrent 1-bar requests against 8 sequential ones;
-- ``sync_debug``: one render with ``torch.cuda.set_sync_debug_mode("error")`` on inside the
-  step loop (from the end of step 1 to the end of the last step): any host-device sync there
-  fails the render and is recorded;
+- ``sync_debug``: renders with ``torch.cuda.set_sync_debug_mode("error")`` on inside the step
+  loop (from the end of step 1 to the end of the last step): the live text render, a repaint
+  and a morph with the live sampler, and the text render with every other sampler; any
+  host-device sync there fails that render and is recorded (diffusers' UniPC is expected to:
+  its ``step`` copies sigmas to the device);
+- ``overlap``: one batch's decode and vocoder on a side CUDA stream while the next batch
+  denoises, against the two in series (1 and 4 takes): whether overlapping would pay;
 - ``compile``: compile + warm-up time for batches 1, 2, 4, 8 (guided and not) at 1, 2 and 4
   bars, the compiled speed-up, and the compiles counted (torch._dynamo counters) while then
   rendering batches 1-8 at tempi 60-180 BPM: the target is none;
@@ -250,33 +254,121 @@ def concurrent(engine: Any, sizes: Sizes) -> dict[str, Any]:
 
 
 def sync_debug(engine: Any, sizes: Sizes) -> dict[str, Any]:
-    """One render with CUDA's sync debug mode at ``error`` inside the step loop."""
+    """Renders with CUDA's sync debug mode at ``error`` inside the step loop: the ``live`` text
+    render, a repaint and a morph (the paths that noise known latents or slerp each step or
+    before the loop), with the live sampler, and the text render with every other sampler.
+
+    tests/test_gpu_path_cpu.py proves the same on the meta device; this is the CUDA truth."""
     from musicldm_core.engine import RenderItem
     from musicldm_core.render import plan_clip
+    from musicldm_core.spec import SCHEDULER_NAMES
 
     if engine.device.type != "cuda":
         return {"skipped": "no CUDA device: sync debug mode exists only there"}
     spec = _live_spec(sizes, 1)
     frames = engine.render_frames(plan_clip(spec).frames)
+    shape = engine.latent_shape(frames)
+    known = torch.randn(shape, generator=torch.Generator().manual_seed(2))
+    mask = torch.ones(shape[2])
+    mask[: shape[2] // 2] = 0.0
+    text = RenderItem(PROMPT, spec.negative_prompt, spec.guidance, (0,))
+    cases: list[tuple[str, str, RenderItem]] = [
+        ("text", spec.scheduler, text),
+        ("repaint", spec.scheduler, replace(text, start=known, mask=mask)),
+        (
+            "morph",
+            spec.scheduler,
+            replace(text, morph_to="ambient pads", morph=0.5, morph_seeds=(7,)),
+        ),
+    ]
+    cases += [("text", name, text) for name in SCHEDULER_NAMES if name != spec.scheduler]
+    results: dict[str, Any] = {}
+    for kind, scheduler, item in cases:
 
-    def on_step(step: int, total: int) -> None:
-        # on from the end of step 1 (after the one copy of the timesteps) to the end of the
-        # last; what follows the loop (the finite check, the copy to the host) syncs by design
-        torch.cuda.set_sync_debug_mode("error" if step < total else 0)
+        def on_step(step: int, total: int) -> None:
+            # on from the end of step 1 (after the one copy of the timesteps) to the end of the
+            # last; what follows the loop (the finite check, the copy to the host) syncs by design
+            torch.cuda.set_sync_debug_mode("error" if step < total else 0)
 
-    try:
-        engine.generate(
-            [RenderItem(PROMPT, spec.negative_prompt, spec.guidance, (0,))],
-            frames=frames,
-            steps=spec.steps,
-            scheduler=spec.scheduler,
-            on_step=on_step,
-        )
-    except Exception as exc:
-        return {"syncs_in_step_loop": True, "error": str(exc)[:2000]}
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
-    return {"syncs_in_step_loop": False, "steps": spec.steps, "scheduler": spec.scheduler}
+        name = f"{kind} {scheduler}"
+        try:
+            engine.generate(
+                [item], frames=frames, steps=spec.steps, scheduler=scheduler, on_step=on_step
+            )
+            results[name] = {"syncs_in_step_loop": False}
+        except Exception as exc:
+            results[name] = {"syncs_in_step_loop": True, "error": str(exc)[:1000]}
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return {
+        "steps": spec.steps,
+        "cases": results,
+        "syncs_in_step_loop": sorted(n for n, r in results.items() if r["syncs_in_step_loop"]),
+    }
+
+
+@torch.inference_mode()
+def overlap(engine: Any, sizes: Sizes) -> dict[str, Any]:
+    """Would overlapping pay? One batch's VAE decode and vocoder on a side CUDA stream while
+    the next batch denoises on the default one, against the two in series, for batches of 1
+    and 4 takes of 1 bar at ``live``. The engine does not overlap (issue 13: keep only what
+    pays); ``pays`` says whether this GPU shows a gain of 10 % or more. On the CPU (the dry
+    run) there are no streams: both run in series, so only the code is exercised."""
+    side = torch.cuda.Stream() if engine.device.type == "cuda" else None
+    results: dict[str, Any] = {"streams": side is not None}
+    gains = []
+    for takes in (1, 4):
+        case = _overlap_case(engine, sizes, takes, side)
+        results[f"takes_{takes}"] = case
+        gains.append(case["gain"])
+    results["pays"] = side is not None and min(gains) >= 1.1
+    return results
+
+
+def _overlap_case(engine: Any, sizes: Sizes, takes: int, side: Any) -> dict[str, float]:
+    from musicldm_core.engine import RenderItem
+    from musicldm_core.render import plan_clip
+
+    device = engine.device
+    spec = _live_spec(sizes, 1)
+    frames = engine.render_frames(plan_clip(spec).frames)
+    batches = [
+        [RenderItem(PROMPT, spec.negative_prompt, spec.guidance, tuple(range(b, b + takes)))]
+        for b in (0, takes)
+    ]
+
+    def loop(k: int) -> torch.Tensor:
+        return engine.denoise(batches[k], frames=frames, steps=spec.steps, scheduler=spec.scheduler)
+
+    def tail(latents: torch.Tensor) -> torch.Tensor:
+        return engine.vocoder(engine.decode_latents(latents))
+
+    first = loop(0)
+
+    def in_series() -> None:
+        tail(first)
+        loop(1)
+
+    def overlapped() -> None:
+        if side is None:
+            in_series()
+            return
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            tail(first)
+        loop(1)
+        torch.cuda.current_stream().wait_stream(side)
+
+    overlapped()  # warm: the side stream's first use allocates from its own pool
+    series_s = _median(in_series, device, sizes.repeats)
+    overlapped_s = _median(overlapped, device, sizes.repeats)
+    return {
+        "loop_s": _median(lambda: loop(1), device, sizes.repeats),
+        "tail_s": _median(lambda: tail(first), device, sizes.repeats),
+        "series_s": series_s,
+        "overlapped_s": overlapped_s,
+        "gain": series_s / overlapped_s,
+    }
 
 
 def _compile_counts() -> dict[str, int]:
@@ -361,9 +453,10 @@ def environment(sizes: Sizes) -> dict[str, Any]:
 SECTIONS: list[tuple[str, Callable[[Any, Sizes], dict[str, Any]], float]] = [
     # name, function, seconds it needs at least on the GPU (skipped with less left)
     ("reference", reference, 60.0),
-    ("sync_debug", sync_debug, 5.0),
+    ("sync_debug", sync_debug, 10.0),
     ("osc_live", osc_live, 15.0),
     ("concurrent", concurrent, 15.0),
+    ("overlap", overlap, 15.0),
     ("precision", precision, 15.0),
     ("compile", compile_section, 150.0),  # last: the slowest, and it changes the engine
 ]

@@ -30,11 +30,14 @@ def test_gpu_check_dry_run_writes_every_section(tmp_path: Path) -> None:
     )
     report = json.loads((tmp_path / "gpu-check-dry-run.json").read_text())
     assert report["dry_run"] is True
-    for name in ("reference", "osc_live", "concurrent", "precision", "compile", "sync_debug"):
+    sections = ("reference", "osc_live", "concurrent", "overlap", "precision", "compile")
+    for name in (*sections, "sync_debug"):
         assert "error" not in report[name], report[name].get("trace")
     assert report["reference"]["1_bars"]["reference_default_s"] > 0
     assert report["osc_live"]["1_bars_request_to_file_s"] > 0
     assert report["concurrent"]["requests"] == 3
+    assert report["overlap"]["takes_4"]["series_s"] > 0
+    assert report["overlap"]["pays"] is False  # no streams on the CPU: never "pays" there
     assert report["precision"]["float16"]["vae_finite"] in (True, False)
     compiled = report["compile"]
     assert compiled["renders_after_warmup"] > 0
