@@ -253,9 +253,13 @@ def encode(engine: Engine, wave: np.ndarray, *, frames: int) -> Encoded:
         model_rate=engine.model_rate,
         mel_bins=engine.mel_bins,
     )
-    image = mel.unsqueeze(1).to(engine.device, engine.dtype)  # (1, 1, frames, mel_bins)
-    posterior = engine.vae.encode(image).latent_dist
-    latents = posterior.mean * engine.vae.config.scaling_factor
+
+    def posterior_mean() -> torch.Tensor:
+        image = mel.unsqueeze(1).to(engine.device, engine.component_dtype("vae"))  # (1, 1, T, F)
+        return engine.vae.encode(image).latent_dist.mean
+
+    mean = engine.run_stage("vae", posterior_mean, "the VAE encoder (the source audio)")
+    latents = mean * engine.vae.config.scaling_factor
     return Encoded(latents.to(engine.dtype), gain)
 
 

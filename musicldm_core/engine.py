@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -86,17 +86,22 @@ class Take:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+_Out = TypeVar("_Out", torch.Tensor, np.ndarray)
+
+
+def _is_finite(values: torch.Tensor | np.ndarray) -> bool:
+    if isinstance(values, torch.Tensor):
+        return bool(torch.isfinite(values).all())
+    return bool(np.isfinite(values).all())
+
+
 def _check_finite(values: torch.Tensor | np.ndarray, stage: str) -> None:
     """Raise :class:`ModelError` when ``values`` hold a NaN or an infinity.
 
     A non-finite value anywhere spreads through every later stage and would end as a silent or
     exploding file; it is a model failure the user must see, named by the stage it came out of.
     """
-    if isinstance(values, torch.Tensor):
-        finite = bool(torch.isfinite(values).all())
-    else:
-        finite = bool(np.isfinite(values).all())
-    if not finite:
+    if not _is_finite(values):
         raise ModelError(
             f"non-finite output (NaN or infinity) from {stage}: nothing was written; "
             "try another sampler or number of steps, or a float32 dtype"
@@ -357,11 +362,15 @@ class Engine:
         denoised = time.perf_counter()
         where = f"the {scheduler_name} sampler at {steps} steps"
         _check_finite(latents, f"the latents after {where}")
-        mel = self.decode_latents(latents)
-        _check_finite(mel, f"the VAE decoder (latents from {where})")
+        mel = self.run_stage(
+            "vae", lambda: self.decode_latents(latents), f"the VAE decoder (latents from {where})"
+        )
         decoded = time.perf_counter()
-        waves = self.vocode(mel, samples=frames * self.hop)
-        _check_finite(waves, f"the vocoder (latents from {where})")
+        waves = self.run_stage(
+            "vocoder",
+            lambda: self.vocode(mel, samples=frames * self.hop),
+            f"the vocoder (latents from {where})",
+        )
         vocoded = time.perf_counter()
 
         timings = {
@@ -614,9 +623,33 @@ class Engine:
             known = signal * known + spread * noise
         return latents + keep * (known - latents)
 
+    def component_dtype(self, name: str) -> torch.dtype:
+        """The dtype the ``vae`` or ``vocoder`` runs in: the engine's, or float32 after a half
+        precision overflow (:meth:`run_stage`)."""
+        return next(getattr(self, name).parameters()).dtype
+
+    def run_stage(self, name: str, run: Callable[[], _Out], stage: str) -> _Out:
+        """``run()`` of the ``vae`` or ``vocoder``, checked finite. A half-precision one whose
+        output holds NaN or infinity (an activation past float16's 65504) is moved to float32,
+        logged once, and run again: from then on that stage costs a little more and the audio
+        stays finite. Non-finite in float32 is a :class:`ModelError` naming ``stage``."""
+        out = run()
+        dtype = self.component_dtype(name)
+        if dtype in (torch.float16, torch.bfloat16) and not _is_finite(out):
+            log.warning(
+                "the %s gave NaN or infinity in %s: it runs in float32 from now on "
+                "(a little slower; --dtype fp32 runs everything in float32)",
+                name,
+                str(dtype).removeprefix("torch."),
+            )
+            getattr(self, name).to(torch.float32)
+            out = run()
+        _check_finite(out, stage)
+        return out
+
     def decode_latents(self, latents: torch.Tensor, *, chunk: int = 4) -> torch.Tensor:
         """Latents to mel spectrograms ``(batch, frames, mel_bins)`` with the VAE, in chunks."""
-        latents = 1 / self.vae.config.scaling_factor * latents
+        latents = 1 / self.vae.config.scaling_factor * latents.to(self.component_dtype("vae"))
         parts = [
             self.vae.decode(latents[i : i + chunk]).sample for i in range(0, len(latents), chunk)
         ]
@@ -627,6 +660,7 @@ class Engine:
 
         HiFi-GAN returns a few samples more than frames × hop; they are trimmed.
         """
+        mel = mel.to(self.component_dtype("vocoder"))
         parts = [self.vocoder(mel[i : i + chunk]) for i in range(0, len(mel), chunk)]
         waves = torch.cat(parts)[:, :samples].float().cpu().numpy()
         return np.ascontiguousarray(waves, dtype=np.float32)

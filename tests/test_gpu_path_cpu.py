@@ -225,3 +225,44 @@ def test_every_render_kind_runs_in_half_precision(half_engine, tmp_path):
         assert clip.audio.dtype == np.float32, kind
         assert np.isfinite(clip.audio).all(), kind
         assert clip.audio.shape[0] == first[0].audio.shape[0], kind  # one bar, exactly
+
+
+class _OverflowsInHalf(torch.nn.Module):
+    """Wraps the VAE or vocoder: NaN out while its weights are half precision (as an activation
+    past float16's range would give), the real output in float32."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.config = inner.config
+
+    def _poisoned(self, out: torch.Tensor) -> torch.Tensor:
+        half = next(self.inner.parameters()).dtype in (torch.float16, torch.bfloat16)
+        return out * torch.nan if half else out
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return self._poisoned(self.inner(*args, **kwargs))
+
+    def decode(self, latents: torch.Tensor) -> Any:
+        out = self.inner.decode(latents)
+        out.sample = self._poisoned(out.sample)
+        return out
+
+
+@pytest.mark.parametrize("stage", ["vae", "vocoder"])
+def test_a_half_precision_stage_that_overflows_runs_again_in_float32(
+    stage, model_cache, monkeypatch, caplog
+):
+    engine = Engine.load("tiny", device="cpu", dtype="float16", cache_dir=model_cache)
+    monkeypatch.setattr(engine, stage, _OverflowsInHalf(getattr(engine, stage)))
+    item = RenderItem("rain", "", 2.0, (3,))
+    with caplog.at_level("WARNING", logger="musicldm_core.engine"):
+        first = engine.generate([item], frames=FRAMES, steps=2, scheduler="ddim")[0][0]
+        again = engine.generate([item], frames=FRAMES, steps=2, scheduler="ddim")[0][0]
+    assert np.isfinite(first.waveform).all() and np.isfinite(again.waveform).all()
+    assert engine.component_dtype(stage) == torch.float32
+    other = "vocoder" if stage == "vae" else "vae"
+    assert engine.component_dtype(other) == torch.float16  # only the stage that overflowed
+    warned = [r.getMessage() for r in caplog.records if "float32 from now on" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"the {stage} gave NaN or infinity in float16")
+    np.testing.assert_array_equal(first.waveform, again.waveform)
