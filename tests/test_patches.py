@@ -6,7 +6,8 @@ cord between ports that exist, the daemon's default ports, and every OSC message
 send accepted by the daemon's own parser. The Pd patches get the same checks against a table of
 Pd vanilla classes, and the main one also runs headless in a real ``pd`` against a real daemon
 with the tiny model: a generate sent into the patch must come back as a file that ``soundfiler``
-reads with the right number of frames.
+reads with the right number of frames, and its vary, extend and evolve controls must make a
+variation and a continuation of the clip it just loaded and set the daemon's evolve.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,13 +234,19 @@ def test_max_patch_is_wired_from_prompt_to_udpsend_and_from_udpreceive_to_the_sp
     assert slider and slider[0] in downstream, "the progress bar is fed by the replies"
 
 
+# what the number box feeding a message box's $1 sends (the tempo box, the evolve amount box)
+_MAX_DOLLAR_SAMPLES = {"/musicldm/tempo $1": "120.", "/musicldm/set evolve $1": "0.3"}
+
+
 def test_max_messages_are_requests_the_daemon_accepts():
     sent = 0
     for path in (MAXPAT, MAXHELP):
         for box in _max_boxes(path).values():
             if box["maxclass"] != "message" or not box["text"].startswith("/musicldm/"):
                 continue
-            text = box["text"].replace("$1", "120.")  # /musicldm/tempo $1 from a flonum
+            text = box["text"]
+            if "$1" in text:
+                text = text.replace("$1", _MAX_DOLLAR_SAMPLES[text])
             address, *args = _max_atoms(text)
             assert address in ADDRESSES, address
             parse(address, args)  # raises on anything the daemon would refuse
@@ -264,6 +271,137 @@ def test_max_generate_message_is_built_as_the_daemon_reads_it():
     request = parse(address, args)
     assert request.prompt == prompt["text"]
     assert (request.options.bars, request.options.bpm) == (1, 120.0)
+
+
+def _max_cords_from(
+    lines: list[tuple[str, int, str, int]], source: str, outlet: int
+) -> set[tuple[str, int]]:
+    return {(b, inlet) for a, o, b, inlet in lines if (a, o) == (source, outlet)}
+
+
+def _max_cords_into(
+    lines: list[tuple[str, int, str, int]], target: str, inlet: int
+) -> set[tuple[str, int]]:
+    return {(a, outlet) for a, outlet, b, i in lines if (b, i) == (target, inlet)}
+
+
+def _only(cords: Collection[tuple[str, int]], inlet: int) -> str:
+    """The one box a set of cords reaches, at that inlet (or comes from, at that outlet)."""
+    assert len(cords) == 1, cords
+    ((box, port),) = cords
+    assert port == inlet, cords
+    return str(box)
+
+
+def _max_loadmess_value(boxes: dict[str, dict[str, Any]], lines: list, box_id: str) -> Any:
+    (source,) = [
+        a
+        for a, _ in _max_cords_into(lines, box_id, 0)
+        if boxes[a].get("text", "").startswith("loadmess")
+    ]
+    return _max_atoms(boxes[source]["text"].split(maxsplit=1)[1])[0]
+
+
+def test_max_vary_and_extend_start_from_the_last_clip_loaded_with_the_last_prompt():
+    """vary and extend fire a [t b b b b] right to left: the suffix's last part (strength from
+    its box, or extend from the bars box), then the stored path of the last /musicldm/done
+    (the one buffer~ loaded) behind `from`, then the seed as a generate draws it, then the
+    stored prompt, which goes into the generate's own [zl join] with bars, bpm and seed."""
+    boxes = _max_boxes(MAXPAT)
+    lines = _max_lines(MAXPAT)
+    (generate_prepend,) = [b["id"] for b in _newobj(boxes, "prepend") if "/musicldm/" in b["text"]]
+    generate_join = _only(_max_cords_into(lines, generate_prepend, 0), 0)
+    (path_reg,) = [b["id"] for b in _newobj(boxes, "prepend") if b["text"] == "prepend replace"]
+    (done_path,) = _max_cords_into(lines, path_reg, 0)
+    (tosymbol,) = [b["id"] for b in _newobj(boxes, "tosymbol")]
+    (seed_gate,) = [
+        b["id"]
+        for b in _newobj(boxes, "gate")
+        if any(boxes[d]["text"].startswith("random") for d, _ in _max_cords_from(lines, b["id"], 0))
+    ]
+    (options,) = [b for b in boxes.values() if b.get("text") == "bars $1 bpm $2 seed $3"]
+    pak = _newobj(boxes, "pak")[0]
+    filled = options["text"]
+    for k, value in enumerate(_max_atoms(" ".join(pak["text"].split()[1:])), start=1):
+        filled = filled.replace(f"${k}", str(value))
+    (prompt,) = [b for b in boxes.values() if b["maxclass"] == "textedit"]
+    triggers = [b["id"] for b in _newobj(boxes, "t") if b["text"] == "t b b b b"]
+    assert len(triggers) == 2
+    suffixes = {}
+    for trigger in triggers:
+        (button,) = _max_cords_into(lines, trigger, 0)
+        assert boxes[button[0]]["maxclass"] == "button"
+        first, path, seed, last = (
+            _max_cords_from(lines, trigger, outlet) for outlet in (3, 2, 1, 0)
+        )
+        assert seed == {(seed_gate, 1)}  # a new seed while 'new seed each time' is on
+        store = _only(path, 0)
+        assert boxes[store]["text"] == "zl reg"
+        assert _max_cords_into(lines, store, 1) == {done_path}  # the path buffer~ loaded
+        from_ = _only(_max_cords_from(lines, store, 0), 0)
+        assert boxes[from_]["text"] == "prepend from"
+        suffix_join = _only(_max_cords_from(lines, from_, 0), 0)
+        number = _only(first, 0)
+        word = _only([c for c in _max_cords_from(lines, number, 0) if c[0] != pak["id"]], 0)
+        assert (word, 0) in _max_cords_into(lines, suffix_join, 1)
+        prompt_reg = _only(last, 0)
+        assert _max_cords_into(lines, prompt_reg, 1) == {(tosymbol, 0)}
+        head_join = _only(_max_cords_from(lines, prompt_reg, 0), 0)
+        assert _max_cords_into(lines, head_join, 1) == {(suffix_join, 0)}
+        assert _max_cords_from(lines, head_join, 0) == {(generate_join, 0)}
+        value = _max_loadmess_value(boxes, lines, number)  # strength 0.5, or bars 1
+        suffixes[boxes[word]["text"].split()[0]] = boxes[word]["text"].replace("$1", str(value))
+    assert set(suffixes) == {"strength", "extend"}
+    clip = "/home/me/Music/MusicLDM/20261125-091120_dark-techno-drums_120bpm_1bars_s7.wav"
+    for mode, suffix in suffixes.items():
+        args = [prompt["text"], "from", clip, *_max_atoms(suffix), *_max_atoms(filled)]
+        request = parse("/musicldm/generate", args)
+        assert request.prompt == prompt["text"]
+        assert request.options.get("from") == clip
+        if mode == "strength":
+            assert request.options.get("strength") == 0.5  # the strength box's default
+        else:
+            assert request.options.get("extend") == 1  # the bars box
+        assert (request.options.bars, request.options.bpm) == (1, 120.0)
+
+
+def test_max_evolve_toggle_scales_the_amount_and_morphs_name_the_patch_slots():
+    boxes = _max_boxes(MAXPAT)
+    lines = _max_lines(MAXPAT)
+    (send,) = [b["id"] for b in _newobj(boxes, "udpsend")]
+    (evolve,) = [b for b in boxes.values() if b.get("text") == "/musicldm/set evolve $1"]
+    assert (send, 0) in _max_cords_from(lines, evolve["id"], 0)
+    (times,) = _max_cords_into(lines, evolve["id"], 0)
+    assert boxes[times[0]]["text"] == "* 0."
+    toggles = [b["id"] for b in boxes.values() if b["maxclass"] == "toggle"]
+    (toggle,) = [t for t in toggles if times[0] in _reachable(lines, t)]
+    # the amount reaches the multiplier's cold inlet, and its left only through the gate the
+    # toggle opens: nothing is sent at load, when loadmess sets the amount
+    (amount,) = [
+        b["id"]
+        for b in boxes.values()
+        if b["maxclass"] == "flonum" and times[0] in _reachable(lines, b["id"])
+    ]
+    assert 0 < _max_loadmess_value(boxes, lines, amount) <= 1
+    split = _only(_max_cords_from(lines, amount, 0), 0)
+    assert (times[0], 1) in _max_cords_from(lines, split, 1)
+    gate = _only(_max_cords_from(lines, split, 0), 1)
+    assert boxes[gate]["text"] == "gate"
+    toggle_split = _only(_max_cords_from(lines, toggle, 0), 0)
+    assert _max_cords_from(lines, toggle_split, 1) == {(gate, 0)}
+    assert _max_cords_from(lines, toggle_split, 0) == {(times[0], 0)}
+    defined = {
+        parse("/musicldm/slot", _max_atoms(b["text"])[1:]).index
+        for b in boxes.values()
+        if b["maxclass"] == "message" and b["text"].startswith("/musicldm/slot ")
+    }
+    morphs = [b for b in boxes.values() if b.get("text", "").startswith("/musicldm/morph ")]
+    assert len(morphs) == 2
+    for box in morphs:
+        assert (send, 0) in _max_cords_from(lines, box["id"], 0)
+        address, *args = _max_atoms(box["text"])
+        request = parse(address, args)
+        assert {request.source, request.target} <= defined
 
 
 def test_max_routes_name_real_replies():
@@ -333,6 +471,7 @@ PD_VANILLA: dict[str, Counts] = {
     "metro": _fixed(2, 1),
     "delay": _fixed(2, 1),
     "makefilename": _fixed(1, 1),
+    "symbol": _fixed(2, 1),
     "print": _fixed(1, 0),
     "s": lambda args: (1 if args else 2, 0),
     "send": lambda args: (1 if args else 2, 0),
@@ -525,10 +664,14 @@ def test_pd_messages_are_requests_the_daemon_accepts():
     sent = _pd_sends(root)
     requests = sent["musicldm-osc"]
     assert len(requests) >= 10
+    # [set evolve $1( gets the evolve amount box's value (set at load)
+    ((amount,),) = sent["musicldm-evolve-set"]
     for words in requests:
         address = "/musicldm/" + words[0]
         assert address in ADDRESSES, address
-        parse(address, [_pd_float_or_symbol(w) for w in words[1:]])
+        parse(address, [_pd_float_or_symbol(amount if w == "\\$1" else w) for w in words[1:]])
+    assert ["set", "evolve", "\\$1"] in requests
+    assert {words[0] for words in requests} >= {"slot", "morph", "set"}
     # prompts: the patch appends bars, bpm and seed from its boxes (loadbang: 1, 120, 0)
     (generate,) = [b for c in root.walk() for b in c.boxes if b.words[:1] == ["bars"]]
     assert generate.words == ["bars", "\\$1", "bpm", "\\$2", "seed", "\\$3"]
@@ -550,6 +693,46 @@ def test_pd_messages_are_requests_the_daemon_accepts():
                 address = "/" + "/".join(target.words[1:])
                 args = source.words[1:] if source.words[0] == "list" else source.words
                 parse(address, [_pd_float_or_symbol(w) for w in args])
+
+
+def _pd_subpatch(root: PdCanvas, name: str) -> PdCanvas:
+    (canvas,) = [b.subpatch for b in root.boxes if b.subpatch is not None and b.words[-1] == name]
+    return canvas
+
+
+def test_pd_vary_and_extend_messages_are_built_as_the_daemon_reads_them():
+    """[pd generate] joins the stored prompt with `from <path> strength S` (or `extend B`) and
+    sends it through the generate's own chain, which adds bars, bpm and seed."""
+    root = parse_pd(PD_MAIN.read_text(encoding="utf-8"))
+    generate = _pd_subpatch(root, "generate")
+    texts = [" ".join(box.words) for box in generate.boxes]
+    (loadbang,) = _pd_sends(root)["musicldm-strength-set"]
+    strength = float(loadbang[0])
+    assert strength == 0.5
+    clip = "/home/me/Music/MusicLDM/20261125-091120_dark-techno-drums_120bpm_1bars_s7.wav"
+    for suffix, value, key in (
+        ("from \\$1 strength \\$2", strength, "strength"),
+        ("from \\$1 extend \\$2", 1.0, "extend"),
+    ):
+        words = suffix.replace("\\$1", clip).replace("\\$2", str(value)).split()
+        args = ["dark", "techno", *[_pd_float_or_symbol(w) for w in words]]
+        args += ["bars", 1.0, "bpm", 120.0, "seed", 0.0]
+        request = parse("/musicldm/generate", args)
+        assert request.prompt == "dark techno"
+        assert (request.options.get("from"), request.options.get(key)) == (clip, value)
+        # the suffix goes into the right inlet of the [list append] behind the stored prompt,
+        # whose output enters the generate's [t l b] (seed, then options)
+        message = texts.index(suffix)
+        (join,) = [b for a, _, b, i in generate.connections if a == message and i == 1]
+        assert generate.boxes[join].words == ["list", "append"]
+        (entry,) = [b for a, _, b, _ in generate.connections if a == join]
+        assert generate.boxes[entry].words == ["t", "l", "b"]
+    # the path both keep is the second element of /musicldm/done
+    done = texts.index("r musicldm-done")
+    (store,) = [b for a, _, b, _ in generate.connections if a == done]
+    assert texts[store] == "symbol \\$2"
+    kept = [b for a, _, b, i in generate.connections if a == store and i == 1]
+    assert [texts[b] for b in kept] == ["symbol", "symbol"]
 
 
 def test_pd_routes_name_real_replies():
@@ -726,3 +909,104 @@ def test_pd_patch_renders_a_clip_and_loads_it_headless(tiny_engine, tmp_path, mo
         pd.wait(timeout=10)
         daemon.stop()
         watcher.close()
+
+
+_PD_DRIVER = """#N canvas 0 0 400 300 12;
+#X obj 10 10 r musicldm-done;
+#X obj 10 40 t b;
+#X obj 10 70 delay 0;
+#X obj 10 100 f;
+#X obj 60 100 + 1;
+#X obj 10 130 sel 1 2;
+#X obj 10 160 s musicldm-vary;
+#X obj 150 160 s musicldm-extend;
+#X connect 0 0 1 0;
+#X connect 1 0 2 0;
+#X connect 2 0 3 0;
+#X connect 3 0 4 0;
+#X connect 4 0 3 1;
+#X connect 4 0 5 0;
+#X connect 5 0 6 0;
+#X connect 5 1 7 0;
+"""
+"""Clicks vary after the first clip is loaded and extend after the second, as a person would:
+[delay 0] lets every [r musicldm-done] of the patch (the player, the stored path) see the clip
+first."""
+
+
+def _collect_osc(
+    sock: socket.socket, enough: Callable[[list[tuple[str, list[Any]]]], bool], seconds: float
+) -> list[tuple[str, list[Any]]]:
+    """Every OSC message ``sock`` receives, until ``enough`` of them have come."""
+    got: list[tuple[str, list[Any]]] = []
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        received = receive(sock)
+        if received is None:
+            continue
+        for timed in OscPacket(received[0]).messages:
+            got.append((timed.message.address, list(timed.message.params)))
+        if enough(got):
+            return got
+    raise AssertionError(f"not enough OSC within {seconds} s: {got}")
+
+
+@_NEEDS_PD
+def test_pd_patch_varies_and_extends_the_clip_it_loaded_and_sets_evolve(
+    tiny_engine, tmp_path, monkeypatch
+):
+    """The vary and extend controls start from the clip the patch last received (its path in
+    /musicldm/done) with the last prompt, and the evolve toggle sends its amount."""
+    import json as json_
+
+    from daemon.app.daemon import Daemon
+    from musicldm_core.wavfile import read_clip_info
+
+    pd_port = _free_udp_port()
+    watcher = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    watcher.bind(("127.0.0.1", 0))
+    monkeypatch.chdir(tmp_path)
+    config = daemon_config(tmp_path, reply_to=(("127.0.0.1", pd_port), watcher.getsockname()))
+    daemon = Daemon(config, engine=tiny_engine)
+    daemon.start()
+    patch, driver = tmp_path / "musicldm.pd", tmp_path / "driver.pd"
+    patch.write_text(
+        _patch_for_ports(PD_MAIN.read_text(encoding="utf-8"), daemon.address[1], pd_port),
+        encoding="utf-8",
+    )
+    driver.write_text(_PD_DRIVER, encoding="utf-8")
+    command = ["pd", "-nogui", "-noaudio", "-nomidi", "-stderr"]
+    command += ["-open", str(patch), "-open", str(driver)]
+    command += ["-send", "musicldm-generate headless take steps 3", "-send", "musicldm-evolve-on 1"]
+    pd = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+
+        def finished(got: list[tuple[str, list[Any]]]) -> bool:
+            addresses = [address for address, _ in got]
+            return addresses.count("/musicldm/done") == 3 and "/musicldm/value" in addresses
+
+        got = _collect_osc(watcher, finished, 60)
+    finally:
+        pd.kill()
+        pd.wait(timeout=10)
+        daemon.stop()
+        watcher.close()
+    assert not [args for address, args in got if address == "/musicldm/fail"]
+    (evolve,) = [args for address, args in got if address == "/musicldm/value"]
+    assert evolve[0] == "evolve" and evolve[1] == pytest.approx(0.3)  # the amount box at load
+    first, varied, extended = [
+        Path(args[1]) for address, args in got if address == "/musicldm/done"
+    ]
+    settings = [
+        json_.loads(read_clip_info(p)["info"]["comment"]) for p in (first, varied, extended)
+    ]
+    assert settings[0].get("audio_in") is None
+    assert all(s["prompt"] == "headless take" and s["steps"] == 3 for s in settings)
+    assert settings[1]["audio_in"]["mode"] == "variation"
+    assert Path(settings[1]["audio_in"]["source"]) == first.resolve()
+    assert settings[1]["audio_in"]["strength"] == 0.5  # the strength box's default
+    assert settings[2]["audio_in"]["mode"] == "continue"
+    assert Path(settings[2]["audio_in"]["source"]) == varied.resolve()
+    assert settings[2]["audio_in"]["extend"] == 1 and settings[2]["bars"] == 1  # the bars box
+    assert len({s["seed"] for s in settings}) == 3  # 'new seed for each clip' is on

@@ -9,7 +9,7 @@
 			"modernui" : 1
 		},
 		"classnamespace" : "box",
-		"rect" : [ 100.0, 100.0, 960.0, 760.0 ],
+		"rect" : [ 100.0, 100.0, 960.0, 900.0 ],
 		"bglocked" : 0,
 		"openinpresentation" : 0,
 		"default_fontsize" : 12.0,
@@ -83,7 +83,7 @@
 					"maxclass" : "newobj",
 					"numinlets" : 1,
 					"numoutlets" : 0,
-					"patching_rect" : [ 20.0, 452.0, 160.0, 22.0 ],
+					"patching_rect" : [ 20.0, 582.0, 160.0, 22.0 ],
 					"text" : "udpsend 127.0.0.1 9000"
 				}
 			},
@@ -324,7 +324,7 @@
 					"maxclass" : "comment",
 					"numinlets" : 1,
 					"numoutlets" : 0,
-					"patching_rect" : [ 20.0, 492.0, 300.0, 20.0 ],
+					"patching_rect" : [ 20.0, 622.0, 300.0, 20.0 ],
 					"text" : "Replies in a second patch",
 					"fontface" : 1
 				}
@@ -335,7 +335,7 @@
 					"maxclass" : "comment",
 					"numinlets" : 1,
 					"numoutlets" : 0,
-					"patching_rect" : [ 20.0, 514.0, 900.0, 34.0 ],
+					"patching_rect" : [ 20.0, 644.0, 900.0, 34.0 ],
 					"text" : "Only one patch can listen on port 9001. Another patch registers a port of its own with /musicldm/notify 1 PORT and then hears every reply and event there, for an hour after the daemon last heard from this computer (any message renews it); notify 0 PORT ends it.",
 					"linecount" : 2
 				}
@@ -347,7 +347,7 @@
 					"numinlets" : 2,
 					"numoutlets" : 1,
 					"outlettype" : [ "" ],
-					"patching_rect" : [ 20.0, 552.0, 175.0, 22.0 ],
+					"patching_rect" : [ 20.0, 682.0, 175.0, 22.0 ],
 					"text" : "/musicldm/notify 1 9002"
 				}
 			},
@@ -358,7 +358,7 @@
 					"numinlets" : 2,
 					"numoutlets" : 1,
 					"outlettype" : [ "" ],
-					"patching_rect" : [ 200.0, 552.0, 175.0, 22.0 ],
+					"patching_rect" : [ 200.0, 682.0, 175.0, 22.0 ],
 					"text" : "/musicldm/notify 0 9002"
 				}
 			},
@@ -368,7 +368,7 @@
 					"maxclass" : "newobj",
 					"numinlets" : 1,
 					"numoutlets" : 0,
-					"patching_rect" : [ 20.0, 584.0, 160.0, 22.0 ],
+					"patching_rect" : [ 20.0, 714.0, 160.0, 22.0 ],
 					"text" : "udpsend 127.0.0.1 9000"
 				}
 			},
@@ -379,7 +379,7 @@
 					"numinlets" : 1,
 					"numoutlets" : 1,
 					"outlettype" : [ "" ],
-					"patching_rect" : [ 400.0, 552.0, 110.0, 22.0 ],
+					"patching_rect" : [ 400.0, 682.0, 110.0, 22.0 ],
 					"text" : "udpreceive 9002"
 				}
 			},
@@ -389,7 +389,7 @@
 					"maxclass" : "newobj",
 					"numinlets" : 1,
 					"numoutlets" : 0,
-					"patching_rect" : [ 400.0, 584.0, 147.0, 22.0 ],
+					"patching_rect" : [ 400.0, 714.0, 147.0, 22.0 ],
 					"text" : "print musicldm-help"
 				}
 			},
@@ -399,7 +399,7 @@
 					"maxclass" : "comment",
 					"numinlets" : 1,
 					"numoutlets" : 0,
-					"patching_rect" : [ 20.0, 622.0, 900.0, 48.0 ],
+					"patching_rect" : [ 20.0, 752.0, 900.0, 48.0 ],
 					"text" : "Replies: /musicldm/queued id position, /musicldm/started id, /musicldm/progress id step total, /musicldm/done id path seconds bpm bars seed, /musicldm/fail id code message. udpreceive turns the OSC address into the message selector, so route /musicldm/done splits them; zl nth 2 takes the path out of /musicldm/done.",
 					"linecount" : 3
 				}
@@ -410,9 +410,114 @@
 					"maxclass" : "comment",
 					"numinlets" : 1,
 					"numoutlets" : 0,
-					"patching_rect" : [ 20.0, 678.0, 900.0, 48.0 ],
-					"text" : "More options (docs/osc.md, docs/clips.md): grid, key and retake for the tempo grid; audio in: from (a clip id or path), strength, repaint, extend, like, like_weight, blend (repeatable, \"prompt:weight\"), morph_to, morph, morph_seed; on /musicldm/slot also evolve. /musicldm/morph FROM TO BARS morphs one slot into another, one rendered step a bar.",
+					"patching_rect" : [ 20.0, 808.0, 900.0, 48.0 ],
+					"text" : "More options (docs/osc.md, docs/clips.md): grid, key and retake for the tempo grid; audio in: from (a clip id or path), strength, repaint, extend, like, like_weight, blend (repeatable, \"prompt:weight\"), morph_to, morph, morph_seed; on /musicldm/slot also evolve. musicldm.maxpat's section 5 has vary, extend, evolve and morph ready to click: vary and extend start from the clip it last loaded.",
 					"linecount" : 3
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-37",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 20.0, 441.0, 420.0, 22.0 ],
+					"text" : "/musicldm/generate \"dark techno drums\" from 1 strength 0.4"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-38",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 500.0, 441.0, 440.0, 20.0 ],
+					"text" : "vary: a new take of job 1's clip (or a path); strength 0 keeps it, 1 is a new clip"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-39",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 20.0, 467.0, 392.0, 22.0 ],
+					"text" : "/musicldm/generate \"dark techno drums\" from 1 extend 2"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-40",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 500.0, 467.0, 440.0, 20.0 ],
+					"text" : "extend: continue job 1's clip by 2 new bars"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-41",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 20.0, 493.0, 392.0, 22.0 ],
+					"text" : "/musicldm/slot 0 \"dark techno drums\" bars 1 evolve 0.3"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-42",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 500.0, 493.0, 440.0, 20.0 ],
+					"text" : "a slot that drifts: each take a variation of strength 0.3 of the one playing"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-43",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 20.0, 519.0, 182.0, 22.0 ],
+					"text" : "/musicldm/set evolve 0.3"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-44",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 500.0, 519.0, 440.0, 20.0 ],
+					"text" : "the evolve of every slot that sets none of its own (0: off)"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-45",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 20.0, 545.0, 252.0, 22.0 ],
+					"text" : "/musicldm/morph 0 1 4 quantize bar"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-46",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 500.0, 545.0, 440.0, 20.0 ],
+					"text" : "from the next bar, slot 0 becomes slot 1 over 4 bars (both defined)"
 				}
 			}
 		],
@@ -499,6 +604,36 @@
 				"patchline" : {
 					"source" : [ "obj-33", 0 ],
 					"destination" : [ "obj-34", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-37", 0 ],
+					"destination" : [ "obj-5", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-39", 0 ],
+					"destination" : [ "obj-5", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-41", 0 ],
+					"destination" : [ "obj-5", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-43", 0 ],
+					"destination" : [ "obj-5", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-45", 0 ],
+					"destination" : [ "obj-5", 0 ]
 				}
 			}
 		],

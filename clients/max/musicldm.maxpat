@@ -9,7 +9,7 @@
 			"modernui" : 1
 		},
 		"classnamespace" : "box",
-		"rect" : [ 60.0, 80.0, 1080.0, 820.0 ],
+		"rect" : [ 60.0, 80.0, 1080.0, 1060.0 ],
 		"bglocked" : 0,
 		"openinpresentation" : 0,
 		"default_fontsize" : 12.0,
@@ -908,6 +908,364 @@
 					"text" : "The path in /musicldm/done is a file on the daemon's computer: run the daemon on this computer, or share the output folder at the same path.",
 					"linecount" : 3
 				}
+			},
+			{
+				"box" : {
+					"id" : "obj-81",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 20.0, 810.0, 520.0, 20.0 ],
+					"text" : "5. evolve instead of jumping: vary or continue the last clip, let the slots drift, morph one slot into another"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-82",
+					"maxclass" : "button",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "bang" ],
+					"patching_rect" : [ 20.0, 840.0, 24.0, 24.0 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-83",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 48.0, 842.0, 40.0, 20.0 ],
+					"text" : "vary"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-84",
+					"maxclass" : "flonum",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "bang" ],
+					"patching_rect" : [ 100.0, 841.0, 50.0, 22.0 ],
+					"parameter_enable" : 0,
+					"minimum" : 0.0,
+					"maximum" : 1.0
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-85",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 154.0, 842.0, 100.0, 20.0 ],
+					"text" : "strength (0-1)"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-86",
+					"maxclass" : "button",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "bang" ],
+					"patching_rect" : [ 270.0, 840.0, 24.0, 24.0 ]
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-87",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 298.0, 842.0, 240.0, 20.0 ],
+					"text" : "extend: 'bars' new bars after it"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-88",
+					"maxclass" : "toggle",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "int" ],
+					"patching_rect" : [ 20.0, 880.0, 22.0, 22.0 ],
+					"parameter_enable" : 0
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-89",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 46.0, 880.0, 50.0, 20.0 ],
+					"text" : "evolve"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-90",
+					"maxclass" : "flonum",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "bang" ],
+					"patching_rect" : [ 100.0, 880.0, 50.0, 22.0 ],
+					"parameter_enable" : 0,
+					"minimum" : 0.0,
+					"maximum" : 1.0
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-91",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 154.0, 880.0, 380.0, 20.0 ],
+					"text" : "amount: /musicldm/set evolve amount (off: 0)"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-92",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 20.0, 915.0, 154.0, 22.0 ],
+					"text" : "/musicldm/morph 0 1 4"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-93",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 184.0, 915.0, 154.0, 22.0 ],
+					"text" : "/musicldm/morph 1 0 4"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-94",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 348.0, 915.0, 190.0, 34.0 ],
+					"text" : "slot 0 into slot 1 over 4 bars, and back",
+					"linecount" : 2
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-95",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 20.0, 955.0, 520.0, 62.0 ],
+					"text" : "vary and extend start from the clip last loaded into buffer~ (the path in /musicldm/done) with the last prompt sent, and take bpm and seed from section 1. Strength 0 keeps the clip, 1 is a new clip of the prompt. Evolve acts on the slots that set no evolve of their own; nothing is sent until you click it.",
+					"linecount" : 4
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-96",
+					"maxclass" : "newobj",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 560.0, 745.0, 84.0, 22.0 ],
+					"text" : "loadmess 0.5"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-97",
+					"maxclass" : "newobj",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 660.0, 745.0, 84.0, 22.0 ],
+					"text" : "loadmess 0.3"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-98",
+					"maxclass" : "newobj",
+					"numinlets" : 1,
+					"numoutlets" : 4,
+					"outlettype" : [ "bang", "bang", "bang", "bang" ],
+					"patching_rect" : [ 560.0, 780.0, 77.0, 22.0 ],
+					"text" : "t b b b b"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-99",
+					"maxclass" : "newobj",
+					"numinlets" : 1,
+					"numoutlets" : 4,
+					"outlettype" : [ "bang", "bang", "bang", "bang" ],
+					"patching_rect" : [ 660.0, 780.0, 77.0, 22.0 ],
+					"text" : "t b b b b"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-100",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 560.0, 815.0, 84.0, 22.0 ],
+					"text" : "strength $1"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-101",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 660.0, 815.0, 70.0, 22.0 ],
+					"text" : "extend $1"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-102",
+					"maxclass" : "newobj",
+					"numinlets" : 2,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "" ],
+					"patching_rect" : [ 780.0, 780.0, 56.0, 22.0 ],
+					"text" : "zl reg"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-103",
+					"maxclass" : "newobj",
+					"numinlets" : 1,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 780.0, 815.0, 84.0, 22.0 ],
+					"text" : "prepend from"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-104",
+					"maxclass" : "newobj",
+					"numinlets" : 2,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "" ],
+					"patching_rect" : [ 780.0, 850.0, 56.0, 22.0 ],
+					"text" : "zl join"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-105",
+					"maxclass" : "newobj",
+					"numinlets" : 2,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "" ],
+					"patching_rect" : [ 900.0, 780.0, 56.0, 22.0 ],
+					"text" : "zl reg"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-106",
+					"maxclass" : "newobj",
+					"numinlets" : 2,
+					"numoutlets" : 2,
+					"outlettype" : [ "", "" ],
+					"patching_rect" : [ 900.0, 880.0, 56.0, 22.0 ],
+					"text" : "zl join"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-107",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 960.0, 780.0, 100.0, 34.0 ],
+					"text" : "the last prompt sent",
+					"linecount" : 2
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-108",
+					"maxclass" : "newobj",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "int", "int" ],
+					"patching_rect" : [ 560.0, 905.0, 42.0, 22.0 ],
+					"text" : "t i i"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-109",
+					"maxclass" : "newobj",
+					"numinlets" : 1,
+					"numoutlets" : 2,
+					"outlettype" : [ "bang", "float" ],
+					"patching_rect" : [ 660.0, 905.0, 42.0, 22.0 ],
+					"text" : "t b f"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-110",
+					"maxclass" : "newobj",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 660.0, 935.0, 42.0, 22.0 ],
+					"text" : "gate"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-111",
+					"maxclass" : "newobj",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "float" ],
+					"patching_rect" : [ 560.0, 965.0, 42.0, 22.0 ],
+					"text" : "* 0."
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-112",
+					"maxclass" : "message",
+					"numinlets" : 2,
+					"numoutlets" : 1,
+					"outlettype" : [ "" ],
+					"patching_rect" : [ 560.0, 995.0, 168.0, 22.0 ],
+					"text" : "/musicldm/set evolve $1"
+				}
+			},
+			{
+				"box" : {
+					"id" : "obj-113",
+					"maxclass" : "comment",
+					"numinlets" : 1,
+					"numoutlets" : 0,
+					"patching_rect" : [ 840.0, 780.0, 60.0, 20.0 ],
+					"text" : "last path"
+				}
 			}
 		],
 		"lines" : [
@@ -1287,6 +1645,210 @@
 				"patchline" : {
 					"source" : [ "obj-74", 0 ],
 					"destination" : [ "obj-78", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-82", 0 ],
+					"destination" : [ "obj-98", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-86", 0 ],
+					"destination" : [ "obj-99", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-96", 0 ],
+					"destination" : [ "obj-84", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-97", 0 ],
+					"destination" : [ "obj-90", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-98", 3 ],
+					"destination" : [ "obj-84", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-98", 2 ],
+					"destination" : [ "obj-102", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-98", 1 ],
+					"destination" : [ "obj-22", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-98", 0 ],
+					"destination" : [ "obj-105", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-99", 3 ],
+					"destination" : [ "obj-11", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-99", 2 ],
+					"destination" : [ "obj-102", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-99", 1 ],
+					"destination" : [ "obj-22", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-99", 0 ],
+					"destination" : [ "obj-105", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-84", 0 ],
+					"destination" : [ "obj-100", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-11", 0 ],
+					"destination" : [ "obj-101", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-100", 0 ],
+					"destination" : [ "obj-104", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-101", 0 ],
+					"destination" : [ "obj-104", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-57", 0 ],
+					"destination" : [ "obj-102", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-102", 0 ],
+					"destination" : [ "obj-103", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-103", 0 ],
+					"destination" : [ "obj-104", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-104", 0 ],
+					"destination" : [ "obj-106", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-20", 0 ],
+					"destination" : [ "obj-105", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-105", 0 ],
+					"destination" : [ "obj-106", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-106", 0 ],
+					"destination" : [ "obj-26", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-88", 0 ],
+					"destination" : [ "obj-108", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-108", 1 ],
+					"destination" : [ "obj-110", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-108", 0 ],
+					"destination" : [ "obj-111", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-90", 0 ],
+					"destination" : [ "obj-109", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-109", 1 ],
+					"destination" : [ "obj-111", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-109", 0 ],
+					"destination" : [ "obj-110", 1 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-110", 0 ],
+					"destination" : [ "obj-111", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-111", 0 ],
+					"destination" : [ "obj-112", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-112", 0 ],
+					"destination" : [ "obj-43", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-92", 0 ],
+					"destination" : [ "obj-43", 0 ]
+				}
+			},
+			{
+				"patchline" : {
+					"source" : [ "obj-93", 0 ],
+					"destination" : [ "obj-43", 0 ]
 				}
 			}
 		],
