@@ -7,6 +7,11 @@ audio branch. It replaces diffusers' deprecated ``MusicLDMPipeline`` (which fail
 with transformers 5, can return fewer samples than asked, and ranks takes across prompts) and
 matches its output for the same embeddings, seeds, scheduler and steps.
 
+Why this module is long: it is one object, the components on a device and the one sampling
+loop over them; audio-in conditioning, the compiled UNet with its eager fallback, the
+half-precision fallback and the ranking all act on that state between or around UNet steps.
+What needs none of it lives beside it: :mod:`.noise`, :mod:`.schedulers`, :mod:`.clap_features`.
+
 Threading: an Engine is not thread-safe. In the daemon exactly one worker thread owns it; the
 ``on_step`` and ``is_cancelled`` callbacks run on that thread, between UNet steps.
 """
@@ -28,9 +33,10 @@ import torch
 from .clap_features import ClapFeatures
 from .errors import BadRequest, Cancelled, ModelError, OutOfMemory
 from .loading import DEFAULT_MODEL, Components, load_components
+from .noise import draws, noise_levels, slerp
 from .schedulers import make_scheduler, prepare_scheduler
 
-__all__ = ["Engine", "RenderItem", "StepCallback", "Take", "slerp"]
+__all__ = ["Engine", "RenderItem", "StepCallback", "Take"]
 
 log = logging.getLogger(__name__)
 
@@ -108,52 +114,8 @@ def _check_finite(values: torch.Tensor | np.ndarray, stage: str) -> None:
         )
 
 
-def _noise_levels(scheduler: Any, timestep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(signal, spread): ``scheduler.add_noise(x, n, timestep) == signal * x + spread * n``, as
-    CPU scalars, for a CPU ``timestep`` of one element.
-
-    Every diffusers scheduler's ``add_noise`` is linear in the sample and the noise, so it is
-    evaluated here on CPU ones and zeros. Called on device latents it copies its tables and the
-    timestep to the device on each call (a host-device sync each on a GPU, every step of a
-    repaint); CPU scalars times device tensors need no copy. The result is the same arithmetic:
-    bit for bit on the CPU in float32.
-    """
-    one, zero = torch.ones(1), torch.zeros(1)
-    signal = scheduler.add_noise(one, zero, timestep).reshape(())
-    spread = scheduler.add_noise(zero, one, timestep).reshape(())
-    return signal, spread
-
-
-def _draws(seeds: Sequence[int], shape: Sequence[int]) -> torch.Tensor:
-    """One standard normal draw of ``shape`` per seed, from its own CPU generator, float32."""
-    return torch.cat(
-        [
-            torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s), dtype=torch.float32)
-            for s in seeds
-        ]
-    )
-
-
 def _unit(vector: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(vector, dim=-1)
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, position: float) -> torch.Tensor:
-    """Spherical interpolation from ``a`` (``position`` 0, returned as is) to ``b`` (1): keeps
-    Gaussian noise at its norm, where a straight mix of two draws would be quieter noise."""
-    if position <= 0.0:
-        return a
-    if position >= 1.0:
-        return b
-    a32, b32 = a.float(), b.float()
-    cos = torch.sum(a32 * b32) / (a32.norm() * b32.norm())
-    angle = torch.arccos(cos.clamp(-1.0, 1.0))
-    if float(angle) < 1e-4:  # (nearly) the same draw: a straight mix is as good
-        out = (1.0 - position) * a32 + position * b32
-    else:
-        sin = torch.sin(angle)
-        out = (torch.sin((1.0 - position) * angle) * a32 + torch.sin(position * angle) * b32) / sin
-    return out.to(a.dtype)
 
 
 class _TextCache:
@@ -284,7 +246,7 @@ class Engine:
         Drawing each take from its own generator makes take k of seed s the same whatever else
         shares the batch, and the same on every device.
         """
-        return _draws(seeds, self.latent_shape(frames)).to(self.device, self.dtype)
+        return draws(seeds, self.latent_shape(frames)).to(self.device, self.dtype)
 
     def latent_shape(self, frames: int) -> tuple[int, int, int, int]:
         """The latents of one take of ``frames`` mel frames: (1, channels, time, mel bins)."""
@@ -532,8 +494,8 @@ class Engine:
         if not morphs:
             return self.initial_noise(seeds, frames)
         shape = self.latent_shape(frames)
-        noise = _draws(seeds, shape)
-        toward = _draws([seed for _, seed, _ in morphs], shape)
+        noise = draws(seeds, shape)
+        toward = draws([seed for _, seed, _ in morphs], shape)
         for row, (k, _seed, position) in enumerate(morphs):
             noise[k] = slerp(noise[k], toward[row], position)
         return noise.to(self.device, self.dtype)
@@ -573,7 +535,7 @@ class Engine:
         starts = torch.cat([self._start_of(item, noise.shape) for item in per_take])
         if len(timesteps) == 0:
             return starts
-        signal, spread = _noise_levels(scheduler, timesteps[:1])
+        signal, spread = noise_levels(scheduler, timesteps[:1])
         return signal * starts + spread * noise
 
     def _start_of(self, item: RenderItem, shape: Sequence[int]) -> torch.Tensor:
@@ -619,7 +581,7 @@ class Engine:
         latents themselves after the last step."""
         known, keep = held
         if i + 1 < len(timesteps):
-            signal, spread = _noise_levels(scheduler, timesteps[i + 1 : i + 2])
+            signal, spread = noise_levels(scheduler, timesteps[i + 1 : i + 2])
             known = signal * known + spread * noise
         return latents + keep * (known - latents)
 

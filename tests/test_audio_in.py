@@ -322,7 +322,7 @@ def test_blend_and_like_change_the_conditioning(tiny_engine, source):
 def test_slerp_keeps_its_ends_and_the_noise_norm():
     import torch
 
-    from musicldm_core.engine import slerp
+    from musicldm_core.noise import slerp
 
     a, b = torch.randn(1000), torch.randn(1000)
     assert torch.equal(slerp(a, b, 0.0), a) and torch.equal(slerp(a, b, 1.0), b)
