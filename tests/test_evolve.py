@@ -160,6 +160,31 @@ def test_a_longer_evolving_slot_moves_on_at_the_end_of_each_loop(live_daemon):
         osc.close()
 
 
+def test_a_stop_on_the_bar_line_stops_an_evolving_slot_for_good(live_daemon):
+    # docs/live.md: "/musicldm/stop stops the drift with the sound". With the default quantize
+    # (bar) the slot sounds until the line, and a variation delivered meanwhile must not be
+    # launched on that line (it was, and the slot played on, never reporting stopped).
+    record = Recorder(live_daemon)
+    osc = RawOsc(live_daemon.address)
+    mixer = live_daemon.live.mixer
+    osc.send("/musicldm/slot", 0, "drifting pads", "bars", 1, "steps", 2, "evolve", 0.3)
+    osc.wait_for("/musicldm/done", 60)
+    osc.send("/musicldm/trigger", 0)
+    record.until(lambda: len(record.playing(0)) >= 2, osc)
+    osc.send("/musicldm/stop", 0)
+    stopped: list[int] = []
+
+    def heard_stop() -> bool:
+        with record._lock:
+            stopped[:] = [s for kind, i, _, s in record.events if kind == "stopped" and i == 0]
+        return bool(stopped)
+
+    record.until(heard_stop, osc, seconds=30)
+    # the clock runs on: three more bar lines at which an evolving slot would move on
+    record.until(lambda: mixer.position > stopped[0] + 3 * BAR, osc)
+    assert [s for _, s in record.playing(0) if s >= stopped[0]] == []
+
+
 def test_a_morph_plays_its_steps_in_order_one_a_bar_and_ends_on_the_target(live_daemon):
     record = Recorder(live_daemon)
     osc = RawOsc(live_daemon.address)

@@ -246,6 +246,9 @@ class Live:
         self._slot_jobs: set[JobId] = set()  # every job id this module asked for
         self._launches: dict[int, list[_Launch]] = {}  # handed to the mixer, not yet ended
         self._sounding: set[int] = set()  # mixer slots the mixer reported playing
+        # slots stopped since their last launch: still sounding up to the stop's line, they
+        # must not move on (evolve) to a take delivered meanwhile
+        self._halted: set[int] = set()
         self._stopped_at: dict[int | None, float] = {}  # time.time() of the last stop (None: all)
         state = session.state
         self._render_bpm = float(state.bpm)  # the tempo the slots render for
@@ -386,6 +389,8 @@ class Live:
         """An evolving slot that sounds, with nothing waiting for its next line, launches its
         next fresh take at its quantize point (lock held)."""
         if index in self._morphs or index not in self._sounding or slot.prompt is None:
+            return
+        if index in self._halted:
             return
         if len(self._launches.get(index, [])) > 1 or self.evolve_of(slot) <= 0:
             return  # a launch is waiting already: the next one follows it
@@ -579,6 +584,7 @@ class Live:
         quantize point when nothing loops there)."""
         launch = _Launch(index, take.path, take.job_id, origin, late_due)
         with self._lock:
+            self._halted.discard(index)  # launched again (a trigger, a morph): it may move on
             self._launches.setdefault(index, []).append(launch)
         self.mixer.play(
             index,
@@ -658,6 +664,7 @@ class Live:
             for slot_index, slot in self.slots.items():
                 if index is None or slot_index == index:
                     slot.follow = False
+                    self._halted.add(slot_index)
                     waiting, slot.wait = slot.wait, None
                     silent = not self._launches.get(slot_index) and slot_index not in self._sounding
                     if waiting is not None and silent:  # no mixer event will answer this stop
