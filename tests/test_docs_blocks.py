@@ -1,4 +1,5 @@
-"""Run the code blocks of README.md and docs/clients.md as a newcomer would, and check them.
+"""Run the code blocks of README.md and the docs pages in :data:`PAGES` as a newcomer would, and
+check them.
 
 What runs
     Every fenced block whose language is ``sh``, ``bash``, ``shell``, ``console`` or ``python``
@@ -8,6 +9,11 @@ What runs
     commands. A block is skipped only when the line right before its fence reads
     ``<!-- not run in tests: REASON -->``: skipping is a decision visible in the page, and a new
     block runs by default.
+
+Example files
+    A data block (a pack file, a config) whose fence follows ``<!-- file: NAME -->`` is written
+    to NAME in the page's folder when the run reaches it, so the commands after it use the very
+    file the page shows (a newcomer saves it under that name).
 
 Shell blocks
     One command per line (``\\`` continues a line); in ``console`` blocks commands start with
@@ -62,10 +68,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("README.md", "docs/clients.md")
+PAGES = ("README.md", "docs/clients.md", "docs/packs.md")
 RUNNABLE = {"sh": "shell", "bash": "shell", "shell": "shell", "console": "shell"}
 RUNNABLE["python"] = "python"
 SKIP_MARK = re.compile(r"^<!--\s*not run in tests:\s*(?P<reason>.*?)\s*-->$")
+FILE_MARK = re.compile(r"^<!--\s*file:\s*(?P<name>[\w.-]+)\s*-->$")
 FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
 
 TINY_MODEL: dict[tuple[str, str], str] = {
@@ -100,6 +107,8 @@ class Block:
     lang: str
     body: list[str]
     skip: str | None
+    file: str | None = None
+    """The name the page saves this block under (``<!-- file: NAME -->``), if any."""
     shown_after: list[str] = field(default_factory=list)
     """The indented block the page shows after this one (what it printed)."""
 
@@ -126,6 +135,7 @@ def read_blocks(page: str) -> list[Block]:
         while end < len(lines) and lines[end].strip() != "```":
             end += 1
         mark = SKIP_MARK.match(lines[i - 1].strip()) if i else None
+        file_mark = FILE_MARK.match(lines[i - 1].strip()) if i else None
         blocks.append(
             Block(
                 page=page,
@@ -133,6 +143,7 @@ def read_blocks(page: str) -> list[Block]:
                 lang=fence["lang"],
                 body=lines[i + 1 : end],
                 skip=mark["reason"] if mark else None,
+                file=file_mark["name"] if file_mark else None,
                 shown_after=_indented_output(lines, end + 1),
             )
         )
@@ -370,6 +381,9 @@ class PageRun:
 
     def run_blocks(self, blocks: list[Block]) -> None:
         for block in blocks:
+            if block.file is not None:
+                (self.work / block.file).write_text("\n".join(block.body) + "\n", encoding="utf-8")
+                continue
             if block.skip is not None or block.kind is None:
                 continue
             self.ran += 1
@@ -571,6 +585,10 @@ def test_a_skipped_block_says_why_right_before_its_fence(page: str) -> None:
             fence = FENCE.match(following)
             assert fence, f"{page}:{number}: the mark must be right before a fence"
             assert fence["lang"] in RUNNABLE, f"{page}:{number}: a {fence['lang']!r} never runs"
+        if "<!-- file:" in line:
+            assert FILE_MARK.match(line.strip()), f"{page}:{number}: write <!-- file: NAME -->"
+            following = lines[number] if number < len(lines) else ""
+            assert FENCE.match(following), f"{page}:{number}: the mark must be right before a fence"
     for block in read_blocks(page):
         assert block.lang, f"{block.where}: name the block's language (sh, python, toml, text)"
 
