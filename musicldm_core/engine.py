@@ -18,11 +18,12 @@ Threading: an Engine is not thread-safe. In the daemon exactly one worker thread
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -285,7 +286,7 @@ class Engine:
         if not items:
             return []
         self.check_frames(frames)
-        try:
+        with self._failures(items, frames):
             return self._generate(
                 items,
                 frames,
@@ -295,6 +296,13 @@ class Engine:
                 is_cancelled=is_cancelled,
                 rank=rank,
             )
+
+    @contextlib.contextmanager
+    def _failures(self, items: Sequence[RenderItem], frames: int) -> Iterator[None]:
+        """Torch's failures as the engine's: :class:`OutOfMemory` (device memory returned
+        first) and :class:`ModelError`; the engine's own errors pass as they are."""
+        try:
+            yield
         except torch.OutOfMemoryError as exc:
             self.free_memory()
             raise OutOfMemory(
@@ -370,9 +378,10 @@ class Engine:
         device, not yet checked, decoded or read back (:meth:`generate` does all of it). For
         measuring the loop, or overlapping one batch's decode with the next one's loop."""
         self.check_frames(frames)
-        return self._denoise(
-            items, frames, steps, scheduler, on_step=on_step, is_cancelled=is_cancelled
-        )[0]
+        with self._failures(items, frames):
+            return self._denoise(
+                items, frames, steps, scheduler, on_step=on_step, is_cancelled=is_cancelled
+            )[0]
 
     def _denoise(
         self,

@@ -295,6 +295,35 @@ def test_a_vocoder_returning_nan_is_a_model_error_naming_the_stage(tiny_engine, 
         tiny_engine.generate([RenderItem("x", "", 2.0, (1,))], frames=32, steps=2, scheduler="ddim")
 
 
+class _Failing(torch.nn.Module):
+    def __init__(self, module, error):
+        super().__init__()
+        self.inner = module
+        self.config = module.config
+        self.error = error
+
+    def forward(self, *args, **kwargs):
+        raise self.error
+
+
+@pytest.mark.parametrize("entry", ["generate", "denoise"])
+def test_device_memory_running_out_is_out_of_memory_and_a_torch_error_a_model_error(
+    tiny_engine, monkeypatch, entry
+):
+    from musicldm_core.errors import OutOfMemory
+
+    run = getattr(tiny_engine, entry)
+    item = RenderItem("x", "", 2.0, (1, 2))
+    monkeypatch.setattr(
+        tiny_engine, "unet", _Failing(tiny_engine.unet, torch.OutOfMemoryError("CUDA oom"))
+    )
+    with pytest.raises(OutOfMemory, match=r"ran out of memory for 2 takes of 0\.32 s"):
+        run([item], frames=32, steps=2, scheduler="ddim")
+    monkeypatch.setattr(tiny_engine, "unet", _Failing(tiny_engine.unet.inner, RuntimeError("boom")))
+    with pytest.raises(ModelError, match="the model failed: boom"):
+        run([item], frames=32, steps=2, scheduler="ddim")
+
+
 # --- missing weights ------------------------------------------------------------------------------
 
 
