@@ -597,7 +597,8 @@ class Engine:
     def component_dtype(self, name: str) -> torch.dtype:
         """The dtype the ``vae`` or ``vocoder`` runs in: the engine's, or float32 after a half
         precision overflow (:meth:`run_stage`)."""
-        return next(getattr(self, name).parameters()).dtype
+        weight = next(getattr(self, name).parameters(), None)
+        return self.dtype if weight is None else weight.dtype
 
     def run_stage(self, name: str, run: Callable[[], _Out], stage: str) -> _Out:
         """``run()`` of the ``vae`` or ``vocoder``, checked finite. A half-precision one whose
