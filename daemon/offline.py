@@ -169,6 +169,7 @@ def conform_main(args: argparse.Namespace) -> int:
     import numpy as np
     import soundfile as sf
 
+    from daemon.app.inputs import file_problem
     from musicldm_core.render import SOFTWARE, finish, plan_clip
     from musicldm_core.wavfile import (
         ClipTags,
@@ -179,6 +180,9 @@ def conform_main(args: argparse.Namespace) -> int:
     )
 
     source = Path(os.path.abspath(args.input.expanduser()))
+    problem = file_problem(source)  # before opening: reading a FIFO or a device would block
+    if problem is not None:
+        raise BadRequest(f"{problem}; conform needs an audio file", key="input")
     try:
         audio, rate = sf.read(str(source), dtype="float32", always_2d=True)
     except (OSError, RuntimeError, sf.SoundFileError) as exc:  # missing, or not audio

@@ -104,11 +104,16 @@ def read_audio(path: str | Path, *, key: str = "from") -> tuple[np.ndarray, int]
     """The file at ``path`` as mono float32 samples and its sample rate (Hz).
 
     Channels are averaged. Raises :class:`BadRequest` (``key`` names the option it came from)
-    for a missing file, a file soundfile cannot read as audio, or one with no samples.
+    for a missing file, a file soundfile cannot read as audio, or one with no samples, and for
+    a link (callers pass resolved paths, so a link is a file swapped since it was checked).
     """
     import soundfile
 
     where = Path(path)
+    if where.is_symlink():
+        # the daemon checked and resolved this path when it took the request: a file that has
+        # become a link since may point anywhere, and is not followed
+        raise BadRequest(f"{key}: {where} has become a link since it was checked", key=key)
     if not where.is_file():
         raise BadRequest(f"{key}: no audio file at {where}", key=key)
     try:

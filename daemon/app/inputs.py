@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from musicldm_core.errors import BadRequest
 
-__all__ = ["InputSandbox", "looks_like_path"]
+__all__ = ["InputSandbox", "file_problem", "looks_like_path"]
 
 
 class _Clip(Protocol):
@@ -95,6 +95,15 @@ class InputSandbox:
     def resolve(self, key: str, value: Any) -> str:
         """The absolute path of the audio file ``value`` names (a clip id or a path), or
         :class:`BadRequest` naming ``key``, the value and the allowed sources."""
+        try:
+            return self._resolve(key, value)
+        except (OSError, RuntimeError) as exc:
+            # a name longer than the file system allows, a symlink loop (RuntimeError before
+            # Python 3.13): no file to read, and the request's fault, not the daemon's
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise self._refuse(key, value, f"is no readable path ({problem})") from None
+
+    def _resolve(self, key: str, value: Any) -> str:
         if isinstance(value, bool):
             raise self._refuse(key, value, "is neither a clip id nor a file path")
         if isinstance(value, float):
@@ -137,7 +146,7 @@ class InputSandbox:
         for resolved in inside:
             if resolved.is_file():
                 return self._audio(key, given, resolved)
-        raise self._refuse(key, given, f"no such file ({inside[0]})")
+        raise self._refuse(key, given, file_problem(inside[0]) or f"no such file ({inside[0]})")
 
     def _inside(self, resolved: Path) -> bool:
         return any(resolved.is_relative_to(root) for root in self.roots)
@@ -145,8 +154,9 @@ class InputSandbox:
     def _audio(self, key: str, given: Any, resolved: Path) -> Path:
         import soundfile  # here: the daemon's import stays light
 
-        if not resolved.is_file():
-            raise self._refuse(key, given, f"no such file ({resolved})")
+        problem = file_problem(resolved)
+        if problem is not None:
+            raise self._refuse(key, given, problem)
         try:
             info = soundfile.info(str(resolved))
         except (OSError, RuntimeError, soundfile.SoundFileError) as exc:
@@ -154,6 +164,22 @@ class InputSandbox:
         if info.frames <= 0:
             raise self._refuse(key, given, f"{resolved} holds no audio")
         return resolved
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` is no regular file to read (None: it is one), found without opening it: a
+    FIFO or a device would block the reader. A name the system refuses (too long, a symlink
+    loop) is a problem too, not an exception."""
+    try:
+        if path.is_file():
+            return None
+        if path.is_dir():
+            return f"{path} is a folder"
+        if path.exists():
+            return f"{path} is not a regular file (a FIFO, socket or device)"
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop before Python 3.13
+        return f"{path} is no readable path ({getattr(exc, 'strerror', None) or exc})"
+    return f"no such file ({path})"
 
 
 def _is_int_text(text: str) -> bool:

@@ -125,6 +125,11 @@ class PackPlan:
 
 def load_pack(path: Path, *, model: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> PackPlan:
     """Read and check the pack file at ``path``; :class:`BadRequest` names what is wrong."""
+    from daemon.app.inputs import file_problem  # here, as in _spec_defaults
+
+    problem = file_problem(Path(path))  # before opening: reading a FIFO would block
+    if problem is not None:
+        raise BadRequest(f"cannot read the pack file: {problem}", key="pack")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -179,7 +184,7 @@ def _check_file_option(key: str, value: Any) -> Any:
         raise BadRequest(
             f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}", key=key
         )
-    return value
+    return int(value) if key == "rate" else value  # rate = 16000.0 is the rate 16000
 
 
 def _options(
@@ -199,6 +204,11 @@ def _options(
             raise BadRequest(f"{key} cannot be set in a pack: {NOT_IN_PACKS[key]}", key=key)
         elif key in MULTI_KEYS:
             lists[key] = _check_list(key, value, max_seconds)
+        elif key in GENERATE_OPTIONS and GENERATE_OPTIONS[key].repeats:
+            # blend: one "prompt:weight" or a list of them, held as the request holds it
+            option = GENERATE_OPTIONS[key]
+            values = value if isinstance(value, list) else [value]
+            single[key] = tuple(_check_value(key, option, v, max_seconds) for v in values)
         elif key in GENERATE_OPTIONS:
             single[key] = _check_value(key, GENERATE_OPTIONS[key], value, max_seconds)
         else:
