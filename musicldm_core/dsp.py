@@ -141,9 +141,12 @@ def protect_peak(audio: np.ndarray, ceiling_dbfs: float = -1.0) -> tuple[np.ndar
     """Turn ``audio`` down so its sample peak is at most ``ceiling_dbfs`` dBFS; never up.
 
     Returns (audio as float32, gain applied in dB): the gain is negative, or 0.0 when the peak
-    was already at or under the ceiling (then the audio is returned unchanged).
+    was already at or under the ceiling (then the audio is returned unchanged). ``audio`` is
+    mono 1-D or ``(samples, channels)``: one gain for every channel (``conform`` keeps stereo).
     """
-    audio = _mono(audio)
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim not in (1, 2):
+        raise ValueError(f"audio must be 1-D or (samples, channels), got shape {audio.shape}")
     peak = peak_dbfs(audio)
     if peak <= ceiling_dbfs:
         return audio, 0.0

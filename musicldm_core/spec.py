@@ -441,9 +441,11 @@ class ClipSpec:
             if seconds is not None:
                 raise BadRequest("extend counts bars: give bars, not seconds", key="extend")
             extend = check_int("extend", self.extend)
-        if not isinstance(self.blend, (tuple, list)) or len(self.blend) > MAX_BLENDS:
+        if not isinstance(self.blend, (tuple, list)):
+            raise BadRequest(f"blend must be prompt:weight pairs, got {self.blend!r}", key="blend")
+        if len(self.blend) > MAX_BLENDS:  # the count, not the pairs: the error stays one line
             raise BadRequest(
-                f"blend takes at most {MAX_BLENDS} prompt:weight pairs, got {self.blend!r}",
+                f"blend takes at most {MAX_BLENDS} prompt:weight pairs, got {len(self.blend)}",
                 key="blend",
             )
         blend: list[tuple[str, float]] = []
@@ -486,8 +488,13 @@ def _check_bar_span(value: Any, bars: int) -> tuple[int, int]:
     """``repaint`` as (first, last) 1-based inclusive bars within the clip's ``bars``."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise BadRequest(f"repaint must be bars A-B (1-based), got {value!r}", key="repaint")
-    span = Limit(1, bars, integer=True)
-    first, last = (check_int("repaint", v, span) for v in value)
+    first, last = (check_int("repaint", v, LIMITS["bars"]) for v in value)
+    if last > bars:  # say the span and the clip's bars, not one number
+        raise BadRequest(
+            f"repaint {first}-{last} lies outside the clip's bars: "
+            f"bars are 1 to {bars} (1-based, inclusive)",
+            key="repaint",
+        )
     if first > last:
         raise BadRequest(f"repaint must be bars A-B with A <= B, got {first}-{last}", key="repaint")
     return first, last

@@ -217,27 +217,34 @@ class Option:
                 )
             return value
         word = _word(value) if self.words else None
+        if key == "repaint":  # a number that is no bar (1.5, nan) gets the bars message too
+            return bar_span(str(value) if word is None else word)
         text = _text(key, value if word is None else word, allow_empty=key == "negative")
-        if key == "repaint":
-            return bar_span(text)
         if key == "blend":
             return blend_pair(text)
         return text
 
 
+_BAR_SPAN = re.compile(r"\s*([0-9]+)\s*(?:-\s*([0-9]+)\s*)?")
+
+
+def _bar_number(digits: str) -> int:
+    # a digit run too long to be a bar is out of range (and int() refuses > 4300 digits)
+    return int(digits) if len(digits) <= 12 else 10**12
+
+
 def bar_span(text: str, *, key: str = "repaint") -> tuple[int, int]:
     """``"A-B"`` (or one bar ``"A"``) as 1-based inclusive bars ``(A, B)``, A <= B, each
     within :data:`LIMITS` ``bars`` (the clip's own bars are checked with the spec)."""
-    first, dash, last = text.strip().partition("-")
-    if not dash:
-        last = first
-    try:
-        span = (int(first.strip()), int(last.strip()))
-    except ValueError:
+    # ASCII digits only: int() would also take "1_0" (10) and other scripts' digits
+    match = _BAR_SPAN.fullmatch(text)
+    if match is None:
         raise BadRequest(
             f'{key} must be bars A-B (1-based, inclusive, e.g. "2-3") or one bar A, got {text!r}',
             key=key,
-        ) from None
+        )
+    first, last = match.group(1), match.group(2) or match.group(1)
+    span = (_bar_number(first), _bar_number(last))
     bars = LIMITS["bars"]
     for bar in span:
         if not bars.lo <= bar <= bars.hi:
