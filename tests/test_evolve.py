@@ -216,6 +216,39 @@ def test_a_morph_plays_its_steps_in_order_one_a_bar_and_ends_on_the_target(live_
         osc.close()
 
 
+def _playback_of(osc: RawOsc, slot: int, seconds: float = 60) -> tuple[str, list]:
+    """The first ``/musicldm/playing`` or ``/musicldm/stopped`` naming ``slot``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for address, args in osc.replies(0.1):
+            if address in ("/musicldm/playing", "/musicldm/stopped") and args[0] == slot:
+                return address, args
+    raise AssertionError(f"no /musicldm/playing or /musicldm/stopped for slot {slot}")
+
+
+def test_a_trigger_waiting_when_a_morph_takes_its_slot_over_hears_the_morph_play(live_daemon):
+    # The trigger of slot 2 waits for its first take (/late at once); a morph into slot 2 from
+    # another client takes the slot over, so that take never plays. Its sender heard /late and
+    # then nothing; now it hears /playing 2 when the morph's first step sounds, as a client
+    # whose waiting launch a newer one replaced does.
+    trigger, morph = RawOsc(live_daemon.address), RawOsc(live_daemon.address)
+    try:
+        trigger.send("/musicldm/slot", 1, "dusty breakbeat", "bars", 1, "steps", 2, "seed", 11)
+        trigger.wait_for("/musicldm/done", 60)
+        trigger.send("/musicldm/trigger", 1)
+        trigger.wait_for("/musicldm/playing", 30)
+        # many steps: slot 2's take is still rendering when the morph arrives
+        trigger.send("/musicldm/slot", 2, "glassy arpeggio", "bars", 1, "steps", 12, "seed", 2)
+        trigger.send("/musicldm/trigger", 2)
+        trigger.wait_for("/musicldm/late", 10)
+        morph.send("/musicldm/morph", 1, 2, 1)
+        step = _done_of(morph, morph.wait_for("/musicldm/queued", 10)[0])
+        assert _playback_of(trigger, 2) == ("/musicldm/playing", [2, step])
+    finally:
+        trigger.close()
+        morph.close()
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -305,3 +338,44 @@ def test_morph_steps_wait_for_their_turn_and_a_stop_cancels_the_rest() -> None:
     # a stop of either slot ends the morph: the steps not rendered yet are cancelled
     live.stop(1)
     assert set(jobs.cancelled) >= {steps[2], steps[3]} and not live._morphs
+
+
+def test_a_morph_answers_the_triggers_it_takes_over() -> None:
+    from tests.test_live import _fake_live
+
+    live, _, events, _ = _fake_live([0.0])
+    asked, morphed = (("127.0.0.1", 7),), (("127.0.0.1", 8),)
+    live.define_slot(1, "from here", None, 1, ())
+    live.define_slot(2, "to there", None, 1, ())
+    live.trigger(1, origin=asked)  # neither has a take yet: both triggers wait (/late)
+    live.trigger(2, origin=asked)
+    steps = live.morph(1, 2, 1, origin=morphed)
+    live.on_clip(*_take_for(steps[0], 2, "/out/step1.wav"))
+    # slot 1 stops where the step starts: its waiting trigger is over; slot 2's hears the step
+    assert ("/musicldm/stopped", [1], asked) in events.sent
+    assert live._launches[2][-1].origin == morphed + asked
+    # a morph that ends before its first step plays answers the trigger it took over
+    live.define_slot(3, "elsewhere", None, 1, ())
+    live.trigger(3, origin=asked)
+    live.morph(1, 3, 2, origin=morphed)
+    live.stop(1, origin=morphed)
+    assert ("/musicldm/stopped", [3], asked) in events.sent
+
+
+def test_a_launch_a_morph_step_replaces_before_its_line_hands_its_sender_the_step() -> None:
+    from tests.test_live import _fake_live
+
+    live, _, events, _ = _fake_live([0.0])
+    mixer, buffer = live.mixer, np.zeros((4096, 1), dtype=np.float32)
+    asked, morphed = (("127.0.0.1", 7),), (("127.0.0.1", 8),)
+    live.define_slot(1, "from here", None, 1, ())
+    live.define_slot(2, "to there", None, 1, ())
+    live.on_clip(*_take_for(live.slots[2].pending.copy().popitem()[0], 2, "/out/take.wav"))
+    mixer.callback(buffer, 4096)  # past bar 1's line: the next one is a bar away
+    live.trigger(2, origin=asked)  # its take waits for that line...
+    steps = live.morph(1, 2, 1, origin=morphed)
+    live.on_clip(*_take_for(steps[0], 2, "/out/step1.wav"))  # ...and the step replaces it
+    for _ in range(30):  # a bar at 120 BPM is 22 buffers
+        mixer.callback(buffer, 4096)
+        live._send_events()
+    assert events.sent == [("/musicldm/playing", [2, "/out/step1.wav"], morphed + asked)]

@@ -348,6 +348,23 @@ def test_a_tempo_change_renders_fresh_takes_and_the_playing_slot_follows(live_da
         osc.close()
 
 
+def test_a_slot_defined_right_after_a_tempo_change_renders_at_the_new_tempo(live_daemon):
+    # Its first take was rendered at the old tempo and cancelled (or dropped) half a second
+    # later when the new one held: a wasted render exactly when a performer moves on.
+    osc = RawOsc(live_daemon.address)
+    try:
+        osc.send("/musicldm/tempo", 200.0)
+        assert osc.wait_for("/musicldm/value", 10) == ["bpm", pytest.approx(200.0)]
+        osc.send("/musicldm/slot", 5, "right away", "bars", 1, "steps", 3, "seed", 3)
+        take = osc.wait_for("/musicldm/queued", 10)[0]
+        events = _until(osc, lambda e: any(a in ("/musicldm/done", "/musicldm/fail") for a, _ in e))
+        first = next((a, args) for a, args in events if a in ("/musicldm/done", "/musicldm/fail"))
+        assert first[0] == "/musicldm/done" and first[1][0] == take, first
+        assert first[1][3] == pytest.approx(200.0)
+    finally:
+        osc.close()
+
+
 def test_a_slot_with_a_seed_renders_new_takes_and_a_new_prompt_drops_the_old_work(live_daemon):
     osc = RawOsc(live_daemon.address)
     try:
@@ -569,6 +586,26 @@ def test_a_tempo_that_has_not_settled_renders_nothing_new() -> None:
     assert live.settle()
     assert [bpm for _, bpm in jobs.submitted] == [120.0, 130.0]
     assert jobs.cancelled == [jobs.submitted[0][0]]
+
+
+def test_a_slot_defined_before_a_tempo_holds_renders_at_it_and_the_others_wait() -> None:
+    now = [0.0]
+    live, jobs, _, session = _fake_live(now)
+    live.define_slot(0, "drums", None, 1, ORIGIN)
+    session.set_tempo(130.0)
+    live.define_slot(1, "pads", None, 1, ORIGIN)  # nothing at 120 to keep: 130 at once
+    assert [bpm for _, bpm in jobs.submitted] == [120.0, 130.0]
+    now[0] += SETTLE_SECONDS
+    assert live.settle()  # slot 0 follows now; slot 1's take fits and goes on rendering
+    assert [bpm for _, bpm in jobs.submitted] == [120.0, 130.0, 130.0]
+    assert jobs.cancelled == [jobs.submitted[0][0]]
+    # a slot defined while the tempo moves, which then goes back: it renders where it holds
+    session.set_tempo(140.0)
+    live.define_slot(2, "keys", None, 1, ORIGIN)
+    session.set_tempo(130.0)
+    assert not live.settle()
+    assert [bpm for _, bpm in jobs.submitted[-2:]] == [140.0, 130.0]
+    assert jobs.cancelled[-1] == jobs.submitted[-2][0]
 
 
 def test_the_session_ignores_osc_tempo_while_an_outside_clock_leads() -> None:

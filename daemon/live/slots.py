@@ -45,7 +45,8 @@ the last step (its own prompt and seed) as its take.
 
 Every event goes to who asked for it (the sender of the trigger, ``/play``, ``generate … play 1``
 or ``/stop``; for a launch nobody asked for directly, the slot's last definer or triggerer),
-besides the notify and reply targets.
+besides the notify and reply targets. A launch replaced before it sounded (a morph's first step
+takes over a waiting trigger) hands its sender on to the one replacing it.
 
 Why this module is long: slots, triggers, evolving slots and morphs share one lock and one
 picture of what each mixer slot plays and has waiting; split over modules, every launch
@@ -167,6 +168,9 @@ class SlotState:
     """Who defined or last triggered the slot: its takes' replies go there."""
     evolve: float | None = None
     """The slot's own ``evolve`` (None: the default's); above 0 each take varies the one before."""
+    tempo: float | None = None
+    """Defined anew while a tempo change had not held yet: it renders at that tempo, not at the
+    one the other slots keep until it holds (it has no takes there to keep). None: theirs."""
 
 
 @dataclass
@@ -183,6 +187,9 @@ class _Morph:
     """Steps handed to the mixer so far."""
     heard: int = 0
     """Steps the mixer reported audible so far: the next one goes once all launched are."""
+    heirs: Origin = ()
+    """Who was waiting for slot ``to`` when the morph took it over (a trigger waiting for its
+    take): they hear the first step's ``/playing``, or ``/stopped`` if it never plays."""
 
 
 _AS_BEFORE = PlaybackOptions()
@@ -290,8 +297,9 @@ class Live:
             raise BadRequest(f"index must be an integer from 0 to {SLOTS - 1}, got {index}")
         return self.slots.setdefault(index, SlotState())
 
-    def _build(self, prompt: str, options: Any) -> Any:
-        return self.jobs.build_spec(prompt, options, tempo=self._render_bpm)
+    def _build(self, prompt: str, options: Any, slot: SlotState | None = None) -> Any:
+        tempo = slot.tempo if slot is not None and slot.tempo is not None else self._render_bpm
+        return self.jobs.build_spec(prompt, options, tempo=tempo)
 
     def define_slot(
         self,
@@ -317,6 +325,8 @@ class Live:
             if evolve is not None:
                 slot.evolve = float(evolve)
             if changed:
+                bpm = float(self.session.state.bpm)
+                slot.tempo = None if bpm == self._render_bpm else bpm
                 slot.ready.clear()  # old prompt's takes no longer belong here
                 slot.made = 0
                 outdated = set(slot.pending)
@@ -329,7 +339,7 @@ class Live:
         """The tempo the slot's takes are rendered at now (None: a length in seconds)."""
         if slot.prompt is None:
             return None
-        spec = self._build(slot.prompt, slot.options)
+        spec = self._build(slot.prompt, slot.options, slot)
         return None if spec.seconds is not None else spec.bpm
 
     @staticmethod
@@ -350,7 +360,7 @@ class Live:
         coming = sum(self._fits(bpm, target) for bpm in slot.pending.values())
         while fresh + coming < slot.ahead:
             job_id = f"slot{index}.{next(self._job_numbers)}"
-            spec = self._build(slot.prompt, slot.options)
+            spec = self._build(slot.prompt, slot.options, slot)
             # a fixed seed gives seed, seed + 1, ... (random seeds stay random)
             spec = replace(spec, seed=(int(spec.seed or 0) + slot.made) % 2**31)
             spec = self._evolved(slot, spec, target)
@@ -432,8 +442,8 @@ class Live:
                         f"{index} prompt first"
                     )
             start, end = slots[source], slots[target]
-            from_spec = self._build(start.prompt or "", start.options)
-            to_spec = self._build(end.prompt or "", end.options)
+            from_spec = self._build(start.prompt or "", start.options, start)
+            to_spec = self._build(end.prompt or "", end.options, end)
             from_seed = self._seed_of(start, from_spec)
             to_seed = self._seed_of(end, to_spec)
             # one bar is never longer than the slot's takes were allowed to be, unless they were
@@ -457,10 +467,13 @@ class Live:
                 ).validated(max_seconds=max(DEFAULT_MAX_SECONDS, bar_seconds))
                 for step in range(1, bars + 1)
             ]
-            self._end_morph(target)
-            end.wait, end.follow = None, False  # the morph's steps are what slot ``to`` plays
+            # the morph's steps are what slot ``to`` plays: who waited for it hears them
+            waited = end.wait.origin if end.wait is not None else ()
+            heirs = _union(self._end_morph(target, answer=False), waited)
+            end.wait, end.follow = None, False
             jobs: list[JobId] = [f"morph{target}.{next(self._job_numbers)}" for _ in specs]
-            morph = _Morph(source, jobs, quantize or PLAYBACK_OPTIONS["quantize"].value, origin)
+            quantize = quantize or PLAYBACK_OPTIONS["quantize"].value
+            morph = _Morph(source, jobs, quantize, origin, heirs=heirs)
             self._morphs[target] = morph
             for job_id, spec in zip(jobs, specs, strict=True):
                 self._slot_jobs.add(job_id)
@@ -481,14 +494,21 @@ class Live:
             return take.seed
         return (int(spec.seed or 0) + slot.made) % 2**31
 
-    def _end_morph(self, target: int) -> None:
-        """Drop the morph into ``target`` (if any) and cancel its steps still to render."""
+    def _end_morph(self, target: int, *, answer: bool = True) -> Origin:
+        """Drop the morph into ``target`` (if any) and cancel its steps still to render.
+        Returns its heirs when no step was launched; with ``answer``, they hear ``/stopped``
+        then if the slot is silent (nothing else will answer them)."""
         morph = self._morphs.pop(target, None)
         if morph is None:
-            return
+            return ()
         left = set(morph.jobs) - set(morph.ready)
         if left:
             self.jobs.cancel_jobs(lambda job: job.job_id in left)
+        heirs = () if morph.launched else morph.heirs
+        silent = not self._launches.get(target) and target not in self._sounding
+        if heirs and answer and silent:
+            self.events.send(contract.stopped(target), heirs)
+        return heirs
 
     def _morph_step(self, target: int) -> None:
         """Launch the morph's next step if it is ready and every step before is audible."""
@@ -500,11 +520,18 @@ class Live:
             return
         slot = self._slot(target)
         quantize = morph.quantize if morph.launched == 0 else "bar"
+        origin = morph.origin if morph.launched else _union(morph.origin, morph.heirs)
         # each step loops until the next one is ready: never silent
-        self._launch(target, take, slot, morph.origin, quantize=quantize, loop=True)
+        self._launch(target, take, slot, origin, quantize=quantize, loop=True)
         if morph.launched == 0:  # hand over on the same line
+            source, launches = self.slots[morph.source], self._launches.get(morph.source, [])
+            if morph.source not in self._sounding:  # no stopped event: what waited answers
+                for launch in launches:
+                    launch.stop_origin = _union(launch.stop_origin)
+                if source.wait is not None and not launches:
+                    self.events.send(contract.stopped(morph.source), source.wait.origin)
             self.mixer.stop(morph.source, quantize=quantize)
-            self.slots[morph.source].wait = None
+            source.wait = None
             self._sounding.discard(morph.source)  # stopping: it must not evolve on meanwhile
         morph.launched += 1
         if morph.launched == len(morph.jobs):  # the last step is slot ``target``'s own take now
@@ -710,6 +737,8 @@ class Live:
         with self._lock:
             if state.bpm == self._render_bpm:
                 self._unsettled_since = None
+                if any(slot.tempo is not None for slot in self.slots.values()):
+                    self._retempo()  # back before it held: slots defined meanwhile follow
                 return False
             if self._unsettled_since is None:
                 self._unsettled_since = now
@@ -731,6 +760,7 @@ class Live:
         sounding = set(self._sounding)
         superseded: set[JobId] = set()
         for index, slot in self.slots.items():
+            slot.tempo = None  # every slot renders for the tempo that holds now
             target = self._target_bpm(slot)
             if index in sounding and slot.last is not None:
                 slot.follow = not self._fits(slot.last.bpm, target)
@@ -851,6 +881,10 @@ class Live:
                     if kind == "stopped":
                         self._sounding.discard(slot)
                     if tag in launches:
+                        later = launches[launches.index(tag) + 1 :]
+                        if kind == "dropped" and tag.stop_origin is None and later:
+                            # replaced before it sounded: its sender hears the one replacing it
+                            later[0].origin = _union(later[0].origin, tag.origin)
                         launches.remove(tag)
                 silent = slot not in self._sounding
             if kind == "playing":
