@@ -249,6 +249,24 @@ def test_a_trigger_waiting_when_a_morph_takes_its_slot_over_hears_the_morph_play
         morph.close()
 
 
+def test_two_clients_triggering_a_slot_with_no_take_yet_both_hear_it_play(live_daemon):
+    # Both triggers wait for the slot's first take (/late at once to each); the second one
+    # replaced the first's wait, so the first sender heard /late and then nothing.
+    first, second = RawOsc(live_daemon.address), RawOsc(live_daemon.address)
+    try:
+        first.send("/musicldm/slot", 3, "glassy arpeggio", "bars", 1, "steps", 12, "seed", 4)
+        first.send("/musicldm/trigger", 3)
+        first.wait_for("/musicldm/late", 10)
+        second.send("/musicldm/trigger", 3)
+        second.wait_for("/musicldm/late", 10)
+        heard = _playback_of(second, 3)
+        assert heard[0] == "/musicldm/playing"
+        assert _playback_of(first, 3) == heard
+    finally:
+        first.close()
+        second.close()
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

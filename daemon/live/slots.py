@@ -553,6 +553,9 @@ class Live:
             if origin:
                 slot.origin = origin
             asked = origin or slot.origin
+            # a trigger still waiting for a fresh take (another client's, say) keeps waiting
+            # with this one: both hear the take that answers them
+            waiting = _union(slot.wait.origin if slot.wait is not None else (), asked)
             if playback.quantize is not None:
                 slot.quantize = playback.quantize
             if playback.loop is not None:
@@ -566,18 +569,18 @@ class Live:
                 slot.ready.remove(take)
                 slot.last = take
                 slot.wait = None
-                self._launch(index, take, slot, asked)
+                self._launch(index, take, slot, waiting)
             elif slot.last is not None and self._fits(slot.last.bpm, target):
                 self._launch(index, slot.last, slot, asked)  # never silence
-                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), asked, announced=False)
+                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), waiting, announced=False)
             elif slot.ready:  # only takes at an old tempo: play one until a fresh one is ready
                 take = slot.ready.pop()
                 slot.last = take
                 self._launch(index, take, slot, asked)
-                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), asked, announced=False)
+                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), waiting, announced=False)
             elif slot.last is not None:
                 self._launch(index, slot.last, slot, asked)  # never silence
-                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), asked, announced=False)
+                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), waiting, announced=False)
             elif slot.prompt is None:
                 raise NotFound(
                     f"slot {index} has nothing to play: define it with /musicldm/slot {index} "
@@ -585,7 +588,7 @@ class Live:
                 )
             else:  # nothing rendered yet: the first fresh take starts the slot
                 self._refill(index, slot)
-                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), asked, announced=True)
+                slot.wait = _Wait(self.mixer.launch_point(slot.quantize), waiting, announced=True)
                 announce = next(
                     (j for j, bpm in slot.pending.items() if self._fits(bpm, target)), None
                 )
