@@ -25,6 +25,8 @@ section skipped for time says so. Sections:
   rendering batches 1-8 at tempi 60-180 BPM: the target is none;
 - ``precision``: fp16 against fp32 VAE decode and vocoder, error and time
   (:mod:`benchmarks.precision`);
+- ``tuning``: cuDNN's autotuner and channels-last UNet weights, each against the engine as it
+  is (neither is on by default);
 - ``memory``: peak GPU memory over the whole run.
 
 The dry run uses the tiny model, 2 steps, 1 bar and a few tempi, so it finishes in well under a
@@ -371,6 +373,49 @@ def _overlap_case(engine: Any, sizes: Sizes, takes: int, side: Any) -> dict[str,
     }
 
 
+def tuning(engine: Any, sizes: Sizes) -> dict[str, Any]:
+    """Two knobs a GPU may want, each against the engine as it is (eager, 1 bar at ``live``,
+    one take): cuDNN's autotuner (``torch.backends.cudnn.benchmark``: it times the convolution
+    algorithms once per new input shape, so ``first_s`` shows what a new tempo would cost) and
+    channels-last UNet weights (the layout Tensor Cores read fastest in fp16). Neither is on
+    by default; the engine is left as it was."""
+    from musicldm_core.engine import RenderItem
+    from musicldm_core.render import plan_clip
+
+    device = engine.device
+    spec = _live_spec(sizes, 1)
+    frames = engine.render_frames(plan_clip(spec).frames)
+    item = RenderItem(PROMPT, spec.negative_prompt, spec.guidance, (0,))
+
+    def render() -> None:
+        engine.generate([item], frames=frames, steps=spec.steps, scheduler=spec.scheduler)
+
+    render()  # warm
+    baseline = _median(render, device, sizes.repeats)
+    out: dict[str, Any] = {"baseline_s": baseline}
+    unet = engine.components.unet
+    autotune = torch.backends.cudnn.benchmark
+    variants = {
+        "cudnn_benchmark": (True, False),
+        "channels_last": (False, True),
+        "both": (True, True),
+    }
+    try:
+        for name, (benchmark, channels_last) in variants.items():
+            torch.backends.cudnn.benchmark = benchmark
+            if channels_last:
+                unet.to(memory_format=torch.channels_last)
+            first = _timed(render, device)
+            median = _median(render, device, sizes.repeats)
+            out[name] = {"first_s": first, "median_s": median, "speedup": baseline / median}
+            torch.backends.cudnn.benchmark = autotune
+            unet.to(memory_format=torch.contiguous_format)
+    finally:
+        torch.backends.cudnn.benchmark = autotune
+        unet.to(memory_format=torch.contiguous_format)
+    return out
+
+
 def _compile_counts() -> dict[str, int]:
     from torch._dynamo.utils import counters
 
@@ -458,6 +503,7 @@ SECTIONS: list[tuple[str, Callable[[Any, Sizes], dict[str, Any]], float]] = [
     ("concurrent", concurrent, 15.0),
     ("overlap", overlap, 15.0),
     ("precision", precision, 15.0),
+    ("tuning", tuning, 20.0),
     ("compile", compile_section, 150.0),  # last: the slowest, and it changes the engine
 ]
 

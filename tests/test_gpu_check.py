@@ -30,7 +30,7 @@ def test_gpu_check_dry_run_writes_every_section(tmp_path: Path) -> None:
     )
     report = json.loads((tmp_path / "gpu-check-dry-run.json").read_text())
     assert report["dry_run"] is True
-    sections = ("reference", "osc_live", "concurrent", "overlap", "precision", "compile")
+    sections = ("reference", "osc_live", "concurrent", "overlap", "precision", "tuning", "compile")
     for name in (*sections, "sync_debug"):
         assert "error" not in report[name], report[name].get("trace")
     assert report["reference"]["1_bars"]["reference_default_s"] > 0
@@ -39,6 +39,7 @@ def test_gpu_check_dry_run_writes_every_section(tmp_path: Path) -> None:
     assert report["overlap"]["takes_4"]["series_s"] > 0
     assert report["overlap"]["pays"] is False  # no streams on the CPU: never "pays" there
     assert report["precision"]["float16"]["vae_finite"] in (True, False)
+    assert report["tuning"]["both"]["median_s"] > 0
     compiled = report["compile"]
     assert compiled["renders_after_warmup"] > 0
     # the promise checked on every run: no compile after warm-up for warmed batches and tempi
