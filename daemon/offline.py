@@ -244,6 +244,7 @@ def conform_main(args: argparse.Namespace) -> int:
         meter_numerator=spec.beats_per_bar,
         meter_denominator=4,
         loop=spec.loop,
+        root_note=None if report is None else report.root_note,
     )
     stem = "_".join(
         [

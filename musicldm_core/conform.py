@@ -132,6 +132,26 @@ class ConformReport:
     key_note: str | None = None
     """Why the music was not transposed to ``target_key``, when it was not."""
 
+    @property
+    def key(self) -> str | None:
+        """The key of the clip as delivered, where it is clear: the detected key moved by
+        ``transpose_semitones``; None when no key was found with :data:`MIN_KEY_CONFIDENCE` or
+        the music is not tonal (:data:`MIN_TONALITY`: drums, noise), or it was not analysed."""
+        found = self.grid
+        if found is None or found.key is None:
+            return None
+        if found.key_confidence < MIN_KEY_CONFIDENCE or found.tonality < MIN_TONALITY:
+            return None
+        tonic, minor = parse_key(found.key)
+        return KEY_NAMES[(tonic + round(self.transpose_semitones)) % 12 + 12 * minor]
+
+    @property
+    def root_note(self) -> int | None:
+        """The MIDI note of :attr:`key`'s tonic from C4 (60–71) for the WAV's ``acid`` root
+        note, or None without a clear key: then a DAW leaves the loop untransposed."""
+        key = self.key
+        return None if key is None else 60 + parse_key(key)[0]
+
     def as_dict(self) -> dict[str, object]:
         """JSON-ready summary: the conform's own fields, and the grid's under ``detected``."""
         out: dict[str, object] = {

@@ -581,6 +581,9 @@ def clip_tags(clip: Clip, *, when: datetime) -> ClipTags:
         meter_numerator=spec.beats_per_bar,
         meter_denominator=4,
         loop=spec.loop,
+        # a DAW may transpose the loop to its project key from this; without a clear key
+        # (drums, noise) the root note stays unset, so it is never transposed
+        root_note=None if clip.grid is None else clip.grid.root_note,
     )
 
 

@@ -98,7 +98,10 @@ class ClipTags:
     meter_numerator: int = 4
     meter_denominator: int = 4
     loop: bool = True
-    root_note: int = 60
+    root_note: int | None = None
+    """The MIDI note of the music's key (60 = C4 … 71 = B4), or None when no key is clear:
+    then the ``acid`` chunk's root-note flag is off, so a DAW does not transpose the loop to
+    the project key (drums, noise), and the ``smpl`` unity note is 60."""
 
 
 # --- encoding ----------------------------------------------------------------------------------
@@ -121,7 +124,8 @@ def _check_tags(tags: ClipTags) -> None:
     _check_range("beats", tags.beats, 0, 2**32 - 1)
     _check_range("meter_numerator", tags.meter_numerator, 1, 2**16 - 1)
     _check_range("meter_denominator", tags.meter_denominator, 1, 2**16 - 1)
-    _check_range("root_note", tags.root_note, 0, 127)
+    if tags.root_note is not None:
+        _check_range("root_note", tags.root_note, 0, 127)
 
 
 def _frames(audio: np.ndarray) -> np.ndarray:
@@ -196,13 +200,16 @@ def encode_wav(audio: np.ndarray, sample_rate: int, sample_format: str, tags: Cl
     if format_tag != _FORMAT_PCM:
         chunks.append(_chunk(b"fact", struct.pack("<I", samples)))
 
-    flags = _ACID_ROOT_NOTE_SET | _ACID_STRETCH | (0 if tags.loop else _ACID_ONE_SHOT)
+    flags = _ACID_STRETCH | (0 if tags.loop else _ACID_ONE_SHOT)
+    if tags.root_note is not None:
+        flags |= _ACID_ROOT_NOTE_SET
+    root = 60 if tags.root_note is None else tags.root_note
     chunks.append(
         _chunk(
             b"acid",
             _ACID.pack(
                 flags,
-                tags.root_note,
+                root,
                 0x8000,
                 0.0,
                 tags.beats,
@@ -214,7 +221,7 @@ def encode_wav(audio: np.ndarray, sample_rate: int, sample_format: str, tags: Cl
     )
 
     loops = 1 if tags.loop else 0
-    smpl = _SMPL_HEADER.pack(0, 0, round(1e9 / sample_rate), tags.root_note, 0, 0, 0, loops, 0)
+    smpl = _SMPL_HEADER.pack(0, 0, round(1e9 / sample_rate), root, 0, 0, 0, loops, 0)
     if tags.loop:
         # cue id 0, forward, whole clip; the end is inclusive per the spec; play forever.
         smpl += _SMPL_LOOP.pack(0, 0, 0, samples - 1, 0, 0)
@@ -505,14 +512,26 @@ def _claim_name(temporary: Path, target: Path) -> bool:
     return True
 
 
+def _names_in(folder: Path) -> set[str]:
+    """The names in ``folder``, case-folded; empty when it cannot be listed (the hard link
+    still refuses an exact name that is taken)."""
+    try:
+        return {name.casefold() for name in os.listdir(folder)}
+    except OSError:
+        return set()
+
+
 def write_wav_atomic(folder: Path, stem: str, data: bytes) -> Path:
     """Write ``data`` to ``folder/stem.wav`` so that it appears complete or not at all.
 
     The bytes go to a hidden ``.partial`` file in ``folder`` first (flushed and fsynced), which is
     then given its final name without ever replacing an existing file: when ``stem.wav`` is
-    taken, ``stem-2.wav``, ``stem-3.wav``, … are tried. ``folder`` is created with its parents if
-    missing. Returns the final path. On any failure the temporary file is removed and
-    :class:`OutputError` names the folder and the system's reason.
+    taken, ``stem-2.wav``, ``stem-3.wav``, … are tried. A name is taken also when it differs
+    from an existing one only in case (``Kick.wav`` vs ``kick.wav``): on a case-sensitive disk
+    both could exist, but a folder copied or shared to macOS or Windows would then hold one clip
+    where there were two. ``folder`` is created with its parents if missing. Returns the final
+    path. On any failure the temporary file is removed and :class:`OutputError` names the folder
+    and the system's reason.
     """
     if not stem or stem.startswith(".") or any(c in stem for c in "/\\\0"):
         raise ValueError(f"stem must be a plain file name without a leading dot, got {stem!r}")
@@ -525,8 +544,11 @@ def write_wav_atomic(folder: Path, stem: str, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        taken = _names_in(folder)
         for number in range(1, _MAX_NAME_TRIES + 1):
             target = folder / (f"{stem}.wav" if number == 1 else f"{stem}-{number}.wav")
+            if target.name.casefold() in taken:
+                continue
             if _claim_name(temporary, target):
                 _fsync_folder(folder)
                 return target

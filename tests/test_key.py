@@ -165,6 +165,12 @@ def test_conform_leaves_noise_a_single_note_and_check_mode_in_their_key() -> Non
     assert "grid check" in (checked.report.key_note or "")
     same = conform(tonal, RATE, spec, plan, key="F#m")  # A major's relative minor
     assert (same.report.key_note or "").startswith("already in F#m")
+    # the root note a DAW reads: the delivered key's tonic, or none where no key is clear
+    assert (kept.report.root_note, note.report.root_note) == (None, None)
+    assert (checked.report.key, checked.report.root_note) == ("A", 69)
+    assert (same.report.key, same.report.root_note) == ("A", 69)
+    moved = conform(tonal, RATE, spec, plan, key="C")
+    assert (moved.report.key, moved.report.root_note) == ("C", 60)
 
 
 def test_conform_command_key_gives_the_reported_key(
@@ -183,6 +189,7 @@ def test_conform_command_key_gives_the_reported_key(
     assert settings["detected"]["key"] == "C"
     audio, _ = sf.read(path, dtype="float32")
     assert analyse(audio, RATE).key == "D"  # what a listener would name it now
+    assert read_clip_info(path)["acid"]["root_note"] == 62  # D4: the DAW knows the loop's key
     assert "transposed +2 semitones to D" in captured.err
     assert main([*argv, "--key", "H"]) == 2
     assert "key must be" in capsys.readouterr().err

@@ -164,7 +164,8 @@ def test_acid_chunk_bytes(tmp_path):
     assert (beats, denominator, numerator, bpm) == (12, 4, 3, 92.5)
 
     one_shot = _chunk(encode_wav(_audio(), RATE, "pcm24", _tags(loop=False)), b"acid")
-    assert struct.unpack_from("<I", one_shot)[0] == 0b111
+    assert struct.unpack_from("<I", one_shot)[0] == 0b101  # one-shot, stretch; no key: no root
+    assert struct.unpack_from("<H", one_shot, 4)[0] == 60  # the field holds C4 regardless
 
 
 def test_smpl_chunk_bytes():
@@ -197,7 +198,7 @@ def test_read_clip_info_returns_what_was_written(tmp_path):
         "numerator": 3,
         "denominator": 4,
         "one_shot": False,
-        "root_note": 60,
+        "root_note": None,  # no key given: the root-note flag is off
     }
     assert info["loops"] == [(0, len(audio) - 1)]
     assert info["info"] == {
