@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import replace
 from datetime import datetime
@@ -249,7 +250,7 @@ def conform_main(args: argparse.Namespace) -> int:
     stem = "_".join(
         [
             when.strftime("%Y%m%d-%H%M%S"),
-            safe_stem(source.stem, max_chars=40) or "conformed",
+            safe_stem(_without_tempo(source.stem), max_chars=40) or "conformed",
             f"{spec.bpm:g}bpm",
             f"{spec.bars}bars",
             "conformed",
@@ -266,6 +267,14 @@ def conform_main(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return 0
+
+
+def _without_tempo(stem: str) -> str:
+    """``stem`` without its tempo and length words ("…_92.3bpm_1bars_s5" → "…_s5"): a conformed
+    file's name carries its new ones, and tools that read a tempo from a name take the first."""
+    parts = stem.split("_")
+    kept = [p for p in parts if not re.fullmatch(r"\d+(?:\.\d+)?bpm|\d+bars?", p, re.I)]
+    return "_".join(kept)
 
 
 RENDER_JOB_ID = "render"

@@ -339,7 +339,7 @@ def test_conform_command_puts_a_file_on_the_grid(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = _spec(bars=2)
-    source = tmp_path / "groove at 100.wav"
+    source = tmp_path / "20261201-120000_groove_100bpm_4bars_s7.wav"  # one of our clips' names
     sf.write(source, _model_audio(spec, 100.0, start_s=0.37), RATE, subtype="PCM_24")
     code, out, err = _conform_cli(
         [str(source), "--bpm", "120", "--bars", "2", "--out", str(tmp_path / "o")], capsys
@@ -347,6 +347,8 @@ def test_conform_command_puts_a_file_on_the_grid(
     assert code == 0, err
     path = Path(out.strip())
     assert path.parent == tmp_path / "o" and path.is_file()
+    # the name says the new tempo only (tools that read a tempo from a name take the first)
+    assert path.name.endswith("_20261201-120000_groove_s7_120bpm_2bars_conformed.wav"), path.name
     assert "detected 100.0 BPM" in err and "stretched ×1.200" in err
     assert "first bar line at 0.37" in err
     audio, rate = sf.read(path, dtype="float32")
