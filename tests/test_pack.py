@@ -215,6 +215,15 @@ def test_a_bad_value_for_one_prompt_says_which_prompt() -> None:
     assert "guidance must be a number from 0 to 30, got 99" in message
 
 
+def test_prompts_with_no_plain_letters_get_a_folder_each() -> None:
+    prompts = [{"text": "夜の雨"}, {"text": "🌧️🎹"}, {"text": "夜の雨", "seed": 5}, {"text": "Rain"}]
+    data = {"name": "p", "prompt": prompts}
+    folders = [job.prompt_slug for job in parse_pack(data, source=Path("P.toml"), model="x").jobs]
+    assert folders[3] == "rain"
+    assert folders[0] == folders[2] != folders[1]  # one stable folder per text, never "clip"
+    assert all(f.startswith("prompt-") and len(f) == len("prompt-") + 8 for f in folders[:3])
+
+
 def test_dry_run_prints_the_plan(pack_file: Path, tmp_path: Path, capsys: Any) -> None:
     status = main(["pack", str(pack_file), "--out", str(tmp_path), "--dry-run"])
     assert status == 0

@@ -339,6 +339,10 @@ def _prompt_jobs(  # noqa: PLR0917 - one call site; the pack's settings it inher
     if not isinstance(prompt_name, str) or not prompt_name.strip():
         raise BadRequest(f"name must be text (a folder), got {prompt_name!r}", key="name")
     prompt_slug = safe_stem(prompt_name.lower(), max_chars=40)
+    if prompt_slug == "clip" and prompt_name.strip().lower() != "clip":
+        # nothing of the name is plain letters (CJK, emoji): one stable folder per prompt, not
+        # one "clip" folder that every such prompt would share
+        prompt_slug = f"prompt-{hashlib.sha1(prompt_name.strip().encode()).hexdigest()[:8]}"
     takes = check_int("takes", single.pop("takes", 1), LIMITS["takes"])
     seed = single.pop("seed", DEFAULT_SEED)
     defaults = _spec_defaults(files, max_seconds, folder)
