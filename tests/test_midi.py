@@ -7,8 +7,10 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import mido
@@ -62,6 +64,9 @@ class RecordingActions:
 
     def tempo_source_external(self, active: bool) -> None:
         self._record("tempo_source_external", active)
+
+    def align_phase(self, phase: float, read_at: float) -> None:
+        """Not recorded (MIDI never calls it); :class:`PhaseActions` records it for Link."""
 
     def named(self, name: str) -> list[tuple[Any, ...]]:
         return [call for call in self.calls if call[0] == name]
@@ -170,6 +175,21 @@ def test_integer_and_inverted_cc_mappings() -> None:
     assert steps.value(64) == 30 and isinstance(steps.value(64), int)
     inverted = CCMapping("guidance", 8, 1)
     assert inverted.value(0) == 8.0 and inverted.value(127) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("key", "lo", "hi"),
+    [("seconds", 0.3, 0.04), ("evolve", 0.9, 0.1), ("evolve", 0.2, 0.9), ("gain", 0.7, 0.15)],
+)
+def test_cc_ends_land_exactly_on_min_and_max(key: str, lo: float, hi: float) -> None:
+    # lo + 1.0 * (hi - lo) misses hi by a rounding error: 0.0399... for seconds, which the
+    # option's range (from 0.04) refuses, so the knob's end did nothing
+    from daemon.wire.contract import check_option
+
+    mapping = CCMapping(key, lo, hi)
+    assert mapping.value(0) == lo and mapping.value(127) == hi
+    assert check_option(key, mapping.value(127)) == hi
+    assert all(min(lo, hi) <= mapping.value(v) <= max(lo, hi) for v in range(128))
 
 
 def test_cc_map_from_config() -> None:
@@ -400,6 +420,20 @@ def test_a_long_gap_between_ticks_restarts_the_estimate() -> None:
     assert not follower.check(times[-1] + 5.5)
 
 
+def test_a_clock_outside_the_tempo_range_is_named_once(
+    actions: RecordingActions, caplog: pytest.LogCaptureFixture
+) -> None:
+    control = MidiControl(actions)
+    for timestamp in clock_times(480, 4 * TICKS_PER_BEAT, jitter=0):  # 96 PPQN at 120 BPM
+        control.handle(mido.Message("clock"), timestamp)
+    assert actions.named("set_tempo") == []
+    warnings = [r.getMessage() for r in caplog.records if "outside" in r.getMessage()]
+    assert len(warnings) == 1 and "about 480 BPM is outside 20..400 BPM" in warnings[0]
+    for timestamp in clock_times(120, 2 * TICKS_PER_BEAT, start=1003.0, jitter=0):
+        control.handle(mido.Message("clock"), timestamp)
+    assert actions.named("set_tempo")[-1][1] == pytest.approx(120)
+
+
 def test_clock_off_ignores_ticks(actions: RecordingActions) -> None:
     control = MidiControl(actions, clock=False)
     for timestamp in clock_times(120, 3 * TICKS_PER_BEAT):
@@ -527,6 +561,29 @@ def test_clock_through_the_input_reaches_set_tempo(
     assert actions.calls[-1] == ("tempo_source_external", False)
 
 
+class FailingInput(ListInput):
+    """A polled port that raises once its messages are read, as mido does for an unplugged
+    device."""
+
+    def _receive(self, block: bool = True) -> mido.Message | None:
+        if self.pending:
+            return self.pending.popleft()
+        raise OSError("device unplugged")
+
+
+def test_a_port_that_fails_says_so_and_hands_the_tempo_back(
+    actions: RecordingActions, start_input: StartInput, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = FailingInput([mido.Message("clock")] * 3 + [note_on(36)])
+    midi_input = start_input(MidiControl(actions), port)
+    # the messages before the failure still arrive; then the tempo is handed back at once
+    assert actions.wait_for(lambda calls: ("tempo_source_external", False) in calls)
+    assert ("trigger", 0, 1.0) in actions.calls
+    assert midi_input.describe().startswith("off (MIDI input 'list input' stopped working")
+    assert "OSError: device unplugged" in midi_input.describe()
+    assert "MIDI control is off" in caplog.text
+
+
 def test_input_lifecycle_refuses_misuse(actions: RecordingActions) -> None:
     midi_input = MidiInput(MidiControl(actions), CallbackPort())
     midi_input.start()
@@ -628,6 +685,103 @@ def test_virtual_port_unsupported_says_what_to_do(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(mido, "open_input", refuse)
     with pytest.raises(MidiUnavailable, match=r"cannot create virtual ports.*loopMIDI"):
         open_input(None, virtual=True, callback=None)
+
+
+# --- through a running daemon (tiny model, injected ports) ------------------------------------
+
+
+@pytest.fixture
+def injected_ports(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """mido sees two input ports; opening "Pads" gives a CallbackPort, "Poll" a FailingInput
+    holding one clock tick. The ports opened, in order."""
+    opened: list[Any] = []
+    monkeypatch.setattr(mido, "get_input_names", lambda: ["Pads MIDI 1", "Poll Port"])
+
+    def fake_open(name: str, **kwargs: Any) -> Any:
+        port = FailingInput([mido.Message("clock")]) if name == "Poll Port" else CallbackPort()
+        opened.append(port)
+        return port
+
+    monkeypatch.setattr(mido, "open_input", fake_open)
+    return opened
+
+
+def test_cc_ends_and_the_integer_flag_reach_the_daemon(
+    tiny_engine: Any, tmp_path: Path, injected_ports: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon.app.daemon import Daemon
+    from tests.support import RawOsc, running_daemon
+
+    done = RecordingActions()  # records each set_default the MIDI bridge makes, even a refused one
+    original = Daemon.set_default
+
+    def set_default(self: Daemon, key: str, value: Any) -> None:
+        try:
+            original(self, key, value)
+        finally:
+            done.set_default(key, value)
+
+    monkeypatch.setattr(Daemon, "set_default", set_default)
+    cc = {
+        1: {"key": "seconds", "min": 0.3, "max": 0.04},  # a knob turning the other way
+        2: {"key": "guidance", "min": 1, "max": 8, "integer": True},  # whole steps
+    }
+    with running_daemon(tiny_engine, tmp_path, midi_port="pads", midi_cc=cc) as daemon:
+        port = injected_ports[0]
+        port.send_from_backend(
+            [mido.Message("control_change", control=n, value=v) for n, v in ((1, 127), (2, 64))]
+        )
+        assert done.wait_for(lambda calls: len(calls) == 2)
+        with RawOsc(daemon.address) as osc:
+            osc.send("/musicldm/get", "seconds")
+            assert osc.wait_for("/musicldm/value", 10) == ["seconds", pytest.approx(0.04)]
+            osc.send("/musicldm/get", "guidance")
+            assert osc.wait_for("/musicldm/value", 10) == ["guidance", 5]  # 4.53 rounded
+
+
+def _until(predicate: Callable[[], bool]) -> bool:
+    """Whether ``predicate`` became true within WAIT_SECONDS (checked every 10 ms)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.01)
+    return True
+
+
+def test_a_daw_start_begins_bar_one_even_while_the_clock_runs(
+    tiny_engine: Any, tmp_path: Path, injected_ports: list[Any]
+) -> None:
+    # The daemon's clock runs from start-up, so a DAW's first Start always finds it running;
+    # it used to be ignored then, leaving the daemon's bar lines wherever start-up put them.
+    from tests.support import LIVE_BPM, running_daemon
+
+    heard = tmp_path / "heard.wav"
+    config = {"audio": True, "audio_file": heard, "audio_rate": 44100, "tempo": LIVE_BPM}
+    with running_daemon(tiny_engine, tmp_path, midi_port="pads", **config) as daemon:
+        mixer = daemon.live.mixer
+        assert mixer.grid.running and mixer.grid.anchor_sample == 0
+        assert _until(lambda: mixer.position > 0)
+        injected_ports[0].send_from_backend([mido.Message("start")])
+        assert _until(lambda: mixer.grid.anchor_sample > 0)  # beat 0 moved to the Start
+        assert mixer.grid.anchor_beat == 0 and mixer.grid.running
+
+
+def test_a_port_that_fails_while_serving_shows_in_the_status(
+    tiny_engine: Any, tmp_path: Path, injected_ports: list[Any]
+) -> None:
+    from tests.support import RawOsc, running_daemon
+
+    with running_daemon(tiny_engine, tmp_path, midi_port="poll") as daemon:
+        assert isinstance(injected_ports[0], FailingInput)
+        # the port's one tick makes the clock "arriving"; then it fails and the worker ends
+        daemon.midi_input._threads[0].join(WAIT_SECONDS)
+        with RawOsc(daemon.address) as osc:
+            osc.send("/musicldm/status")
+            reply = osc.wait_for("/musicldm/status.reply", 10)
+        status = dict(zip(reply[::2], reply[1::2], strict=True))
+        assert status["midi"].startswith("off (MIDI input 'list input' stopped working")
+        assert not daemon.session.state.external
 
 
 # --- Ableton Link (optional) ------------------------------------------------------------------

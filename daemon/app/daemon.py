@@ -767,7 +767,7 @@ class Daemon:
             "voices": self.live.mixer.voices_active if self.live is not None else 0,
             "version": __version__,
             "audio": self.audio_status,
-            "midi": self.midi_status,
+            "midi": self.midi_input.describe() if self.midi_input else self.midi_status,
             "link": self.link_status,
             "transport": "start" if self.session.state.running else "stop",
             "done": self.worker.rendered if self.worker is not None else 0,
@@ -796,4 +796,5 @@ def _id_key(job_id: JobId) -> tuple[str, JobId]:
 def _midi_cc(mapping: Any) -> Any:
     from daemon.live.midi import INTEGER_KEYS, CCMapping
 
-    return CCMapping(mapping.key, mapping.lo, mapping.hi, integer=mapping.key in INTEGER_KEYS)
+    integer = mapping.integer or mapping.key in INTEGER_KEYS  # `integer = true` rounds any
+    return CCMapping(mapping.key, mapping.lo, mapping.hi, integer=integer)

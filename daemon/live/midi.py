@@ -154,9 +154,13 @@ class CCMapping:
                 raise ValueError(f"CC mapping {name} must be finite, got {value!r}")
 
     def value(self, cc_value: int) -> float:
-        """The option value for a CC value (clamped to 0–127)."""
+        """The option value for a CC value (clamped to 0–127): exactly ``lo`` at 0 and ``hi``
+        at 127, never outside them."""
         fraction = min(max(cc_value, 0), 127) / 127
-        mapped = self.lo + fraction * (self.hi - self.lo)
+        # lo + fraction * (hi - lo) misses hi: 0.3 + (0.04 - 0.3) is 0.0399..., which the
+        # option's range refuses. Weighting both ends is exact there; the clamp, in between.
+        mapped = self.lo * (1 - fraction) + self.hi * fraction
+        mapped = min(max(mapped, min(self.lo, self.hi)), max(self.lo, self.hi))
         return round(mapped) if self.integer else mapped
 
 
@@ -412,6 +416,7 @@ class MidiControl:
         self._external = False
         self._sent_bpm: float | None = None
         self._sent_at: float | None = None
+        self._out_of_range = False  # warned of a clock out of range (until one in range)
 
     @property
     def following_clock(self) -> bool:
@@ -499,8 +504,19 @@ class MidiControl:
             log.info("MIDI clock arriving; following its tempo")
             self._call("tempo_source_external", True)
         bpm = self.follower.tick(timestamp)
-        if bpm is None or not TEMPO_RANGE.lo <= bpm <= TEMPO_RANGE.hi:
+        if bpm is None:
             return
+        if not TEMPO_RANGE.lo <= bpm <= TEMPO_RANGE.hi:
+            # not followed (96 ticks a beat, say), yet OSC tempo is ignored: say why, once
+            if not self._out_of_range:
+                self._out_of_range = True
+                log.warning(
+                    "MIDI clock at about %.0f BPM is outside %g..%g BPM; not followed (and "
+                    "/musicldm/tempo is ignored while it arrives)",
+                    *(bpm, TEMPO_RANGE.lo, TEMPO_RANGE.hi),
+                )
+            return
+        self._out_of_range = False
         # Jitter moves the estimate by about its uncertainty; only a larger move is news.
         threshold = max(self.min_tempo_change, 3 * (self.follower.uncertainty or 0.0))
         if self._sent_bpm is not None and abs(bpm - self._sent_bpm) <= threshold:
@@ -648,6 +664,8 @@ class MidiInput:
         self.poll_seconds = Seconds(poll_seconds)
         self.dropped = 0
         """Messages lost because the queue was full (the worker fell behind)."""
+        self.failure: str | None = None
+        """Why the port stopped delivering (it raised: unplugged, say), or None."""
         self._queue: queue.Queue[tuple[Any, float] | None] = queue.Queue(maxsize=queue_size)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -670,7 +688,9 @@ class MidiInput:
         return str(getattr(self.port, "name", None) or type(self.port).__name__)
 
     def describe(self) -> str:
-        """One line for the log and the status: the port and what it is mapped to."""
+        """One line for the log and status: port and mapping; ``off (why)`` once it failed."""
+        if self.failure is not None:
+            return f"off ({self.failure})"
         return f"MIDI input {self.name!r}: {self.control.describe()}"
 
     def enqueue(self, message: Any) -> None:
@@ -715,13 +735,7 @@ class MidiInput:
             with contextlib.suppress(Exception):
                 self.port.callback = None
         if was_running:
-            while True:  # the sentinel must get in, even behind a full queue
-                try:
-                    self._queue.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    if not any(thread.is_alive() for thread in self._threads):
-                        break
+            self._put_sentinel()
         for thread in self._threads:
             thread.join(timeout)
         close = getattr(self.port, "close", None)
@@ -731,14 +745,31 @@ class MidiInput:
             except Exception:
                 log.exception("MIDI: closing %s failed", self.name)
 
+    def _put_sentinel(self) -> None:
+        """Queue the worker's stop sign; it must get in, even behind a full queue."""
+        while True:
+            try:
+                self._queue.put(None, timeout=0.1)
+                return
+            except queue.Full:
+                if not any(thread.is_alive() for thread in self._threads):
+                    return
+
     def _read(self) -> None:
         """Reader thread, for ports without a callback: drain ``iter_pending()`` regularly."""
         while not self._stopping.is_set():
             try:
                 for message in self.port.iter_pending():
                     self.enqueue(message)
-            except Exception:
-                log.exception("MIDI: reading %s failed; MIDI input stops", self.name)
+            except Exception as exc:
+                # The device went away (mido raises on an unplugged port): say so plainly; the
+                # worker ends after what came before, handing the tempo back now, not in 2 s.
+                self.failure = (
+                    f"MIDI input {self.name!r} stopped working ({type(exc).__name__}: {exc}); "
+                    "MIDI control is off until the daemon restarts"
+                )
+                log.error("%s", self.failure)
+                self._put_sentinel()
                 return
             self._stopping.wait(self.poll_seconds)
 

@@ -724,7 +724,12 @@ class Live:
 
     def transport_changed(self, running: bool, resume: bool) -> None:
         """The session's transport started or stopped; a stop silences everything at once and
-        cancels the launches still waiting."""
+        cancels the launches still waiting. A start begins bar 1 even on a running clock."""
+        if running and not resume:
+            # The mixer ignores a start of a running clock, but a DAW's Start (or OSC `start`)
+            # means "bar 1 now"; the daemon's clock runs from start-up, so the first Start of a
+            # set always finds it running. Stopping the grid first keeps what sounds playing.
+            self.mixer.transport(False)
         self.mixer.transport(running, resume=resume)
         if not running:
             self.stop(None, quantize="none")
