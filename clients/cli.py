@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import re
 import sys
@@ -76,6 +77,39 @@ def parse_value(text: str) -> int | float | str:
 def parse_id(text: str) -> int | str:
     """A job id from the command line: digits are an int id, anything else a text id."""
     return int(text) if _INTEGER.fullmatch(text.strip()) else text
+
+
+def _port(text: str) -> int:
+    """An argparse type: a UDP port, 1-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a UDP port from 1 to 65535, got {text!r}")
+    return port
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: seconds above 0 (``inf``: no limit); nan and the like are refused."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0:  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    return seconds
+
+
+def _count(text: str) -> int:
+    """An argparse type: a count from 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1, got {text!r}")
+    return count
 
 
 def _format_arg(value: Any) -> str:
@@ -157,7 +191,7 @@ def _add_generate_options(parser: argparse.ArgumentParser, *, for_slot: bool = F
         metavar="KEY",
         help=_help(
             "key",
-            "transpose tonal music to this key: F#m, Bb, C major, A minor (needs grid stretch)",
+            "transpose tonal music to this key, e.g. F#m, Bb, C major, A minor; needs grid stretch",
             default="as rendered",
         ),
     )
@@ -235,7 +269,7 @@ def _add_audio_in_options(parser: argparse.ArgumentParser) -> None:
         metavar="A-B",
         help=_help(
             "repaint",
-            "regenerate bars A to B of --from (1-based, inclusive; or one bar A)",
+            "regenerate bars A to B of --from, 1-based and inclusive, or the one bar A",
             default=none,
         ),
     )
@@ -326,8 +360,8 @@ command's --help, unless changed with `musicldm-send set` (see them with `get KE
 exit status:
   {EXIT_OK}    done
   {EXIT_FAILED}    the daemon answered /musicldm/fail, or another client error
-  {EXIT_NO_DAEMON}    no daemon answered, or bad command-line usage
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a running generate is cancelled
+  {EXIT_NO_DAEMON}    no daemon answered (or it stopped answering), or bad command-line usage
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); a running generate asks the daemon to cancel it
   {EXIT_BROKEN_PIPE}  stdout was closed early (e.g. `| head -1`); nothing is printed about it
 """
 
@@ -344,11 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default=DEFAULT_HOST, help=f"daemon host (default: {DEFAULT_HOST})"
     )
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"daemon UDP port (default: {DEFAULT_PORT})"
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"daemon UDP port (default: {DEFAULT_PORT})",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_positive_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"how long to wait for the daemon's first answer (default: {DEFAULT_TIMEOUT:g})",
@@ -440,12 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser("watch", help="print every event, one per line, until Ctrl-C")
     watch.add_argument(
-        "--count", type=int, metavar="N", help="stop after N events (default: no limit)"
+        "--count", type=_count, metavar="N", help="stop after N events (default: no limit)"
     )
     watch.add_argument(
         "--for",
         dest="duration",
-        type=float,
+        type=_positive_seconds,
         metavar="SECONDS",
         help="stop after watching this many seconds (default: no limit)",
     )
@@ -507,8 +544,8 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
         dones = job.wait_all()
     except KeyboardInterrupt:
         bar.close()
-        _cancel_quietly(job)
-        print(f"interrupted: cancelled job {job.id}", file=sys.stderr)
+        _cancel_quietly(client, job)
+        print(f"interrupted: asked the daemon to cancel job {job.id}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         bar.close()
@@ -517,9 +554,11 @@ def _generate(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cancel_quietly(job: Job) -> None:
+def _cancel_quietly(client: Client, job: Job) -> None:
+    # Not confirmed: Ctrl-C must end the command at once, also when the daemon is gone (a
+    # confirming ping would wait --timeout for it). The daemon handles the cancel in order.
     with contextlib.suppress(ClientError):
-        job.cancel()
+        client.cancel(job.id, confirm=False)
 
 
 def _status(client: Client, args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from .core import (
     Route,
     Session,
     Signal,
+    finite,
     first_arg_is,
     wait_until,
 )
@@ -39,6 +40,7 @@ from .messages import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     ClientError,
+    DaemonNotAnswering,
     Done,
     Progress,
     Queued,
@@ -129,6 +131,9 @@ class Commands:
         bind_host: str | None = None,
         bind_port: int = 0,
     ) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            # nan would make every wait endless, 0 or less every request fail at once
+            raise ClientError(f"timeout must be a number of seconds above 0, got {timeout!r}")
         self.host = host
         """The daemon's host, as given."""
         self.port = port
@@ -302,14 +307,53 @@ class JobHandle:
         self._signal.notify()
 
     def _until(self, ready: Callable[[], bool], limits: Deadlines) -> Flow[None]:
-        """Wait until ``ready()`` or a limit passes (which raises), or the client closes."""
+        """Wait until ``ready()`` or a limit passes (which raises), or the client closes.
+
+        Once the daemon has answered, a job may rightly stay silent for long (queued behind
+        others, or a slow render), but a daemon that died sends nothing ever again: so after
+        the client's ``timeout`` without a reply about the job, a ping checks that the daemon
+        is still there, and :class:`DaemonNotAnswering` (naming the job) ends the wait if not.
+        """
+        record = self._record
+        silence = finite(self._session.timeout)
+        heard, heard_at = len(record.history), time.monotonic()
+
+        def news() -> bool:
+            return ready() or len(record.history) != heard
 
         def left() -> float | None:
+            if record.closed:
+                raise_closed(self.id)
+            remaining = limits.remaining()
+            if silence is None or not record.answered:
+                return remaining  # before the first answer, the queue timeout rules
+            check_in = heard_at + silence - time.monotonic()
+            return check_in if remaining is None else min(remaining, check_in)
+
+        while not ready():
+            if (yield from wait_until(self._signal, news, left)):
+                heard, heard_at = len(record.history), time.monotonic()
+                continue
+            yield from self._check_alive(limits)
+            heard_at = time.monotonic()
+
+    def _check_alive(self, limits: Deadlines) -> Flow[None]:
+        """Ping the daemon after a silence; raise :class:`DaemonNotAnswering` if it is gone."""
+        seconds = self._session.timeout
+        remaining = limits.remaining()
+        if remaining is not None:
+            seconds = min(seconds, remaining)  # the caller's own limit still comes first
+        try:
+            yield from self._session.ping(seconds)
+        except ClientError as exc:
             if self._record.closed:
                 raise_closed(self.id)
-            return limits.remaining()
-
-        yield from wait_until(self._signal, ready, left)
+            if not isinstance(exc, DaemonNotAnswering):
+                raise
+            limits.remaining()  # raises the caller's JobTimeout if that limit passed first
+            if self._record.finished:
+                return  # the job's last reply came while the ping waited
+            raise self._session.not_answering(seconds, self.id) from None
 
     def _limits(self, timeout: float | None, queue_timeout: float | None) -> Deadlines:
         return Deadlines(
@@ -424,9 +468,12 @@ def queue_job(
         raise RequestFailed(address, exc.code, exc.message) from exc
     takes = options.get("takes")
     job = make(session, echoed, 1 if takes is None else int(takes), time.monotonic())
-    route = session.router.add(Route(job, job_id=echoed, request_address=address))
+    args = [prompt, "id", sent_id, *option_args(options)]
+    route = Route(job, job_id=echoed, request_address=address)
     try:
-        session.send(address, [prompt, "id", sent_id, *option_args(options)])
+        with session.ordered():  # see Session.ordered: a refusal may name only the address
+            session.router.add(route)
+            session.send(address, args)
     except BaseException:
         session.router.remove(route)
         raise

@@ -154,16 +154,20 @@ class Box(Protocol):
 
 
 class Answer:
-    """The one reply a request waits for (a :class:`Box`)."""
+    """The one reply a request waits for (a :class:`Box`). ``then`` runs on the reading side
+    as the reply is taken, before any later reply is routed."""
 
-    def __init__(self, signal: Signal) -> None:
+    def __init__(self, signal: Signal, then: Callable[[], None] | None = None) -> None:
         self.signal = signal
         self.reply: Reply | None = None
         self.closed = False
+        self._then = then
 
     def deliver(self, reply: Reply) -> bool:
         if self.reply is None:
             self.reply = reply
+            if self._then is not None:
+                self._then()
             self.signal.notify()
         return True
 
@@ -200,11 +204,12 @@ class Router:
     loop); ``add``/``remove`` from any thread. Boxes are called outside the lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, own_pings: str) -> None:
+        """``own_pings``: the start of this client's ping tokens (see :meth:`route`)."""
         self._lock = threading.Lock()
         self._routes: list[Route] = []
         self._streams: list[Box] = []
-        self._own_tokens: set[str] = set()
+        self._own_pings = own_pings
         self._closed = False
 
     def add(self, route: Route) -> Route:
@@ -233,15 +238,6 @@ class Router:
             if member in members:
                 members.remove(member)
 
-    def hide(self, token: str) -> None:
-        """Keep the pong answering this client's ping ``token`` out of the event streams."""
-        with self._lock:
-            self._own_tokens.add(token)
-
-    def unhide(self, token: str) -> None:
-        with self._lock:
-            self._own_tokens.discard(token)
-
     def route(self, reply: Reply) -> None:
         """Deliver ``reply`` to the routes that want it and to every event stream."""
         with self._lock:
@@ -249,8 +245,8 @@ class Router:
             streams = list(self._streams)
             if isinstance(reply, Event) and reply.address == _PONG and reply.args:
                 token = reply.args[0]
-                if isinstance(token, str) and token in self._own_tokens:
-                    self._own_tokens.discard(token)
+                # every pong of this client's own pings, also a late one or a copy, stays out
+                if isinstance(token, str) and token.startswith(self._own_pings):
                     streams = []
         for route in targets:
             if route.box.deliver(reply):
@@ -268,8 +264,11 @@ class Router:
 
     def _targets(self, reply: Reply) -> list[Route]:
         if isinstance(reply, Failed) and reply.is_request_failure:
-            # A refusal before any job existed: the most recent sender of that address gets it.
-            for route in reversed(self._routes):
+            # A refusal that names only the address: the daemon handles one socket's messages
+            # in order, so it is about the oldest request to that address still unsettled (a
+            # route stops waiting for a refusal once its request was accepted: a job's first
+            # reply, a confirming ping's pong, both taken here on the reading side, in order).
+            for route in self._routes:
                 if route.request_address == reply.job_id:
                     route.request_address = None
                     return [route]
@@ -278,9 +277,8 @@ class Router:
             found = [
                 r for r in self._routes if r.job_id is not None and _same_id(r.job_id, reply.job_id)
             ]
-            if isinstance(reply, Queued):
-                for route in found:
-                    route.request_address = None  # accepted: no refusal can follow
+            for route in found:
+                route.request_address = None  # the daemon took the job: no refusal can follow
             return found
         return [
             r
@@ -320,15 +318,26 @@ class JobRecord:
         self.failure: Failed | None = None
         self.position: int | None = None
         self.closed = False
+        self._take_replies: set[JobReply] = set()
 
     def add(self, reply: Reply) -> bool:
-        """Record one reply; return True once the job has ended."""
+        """Record one reply; return True once the job has ended.
+
+        UDP may deliver a datagram twice: a ``done`` equal to one already heard (same take,
+        same path), and a reply equal to one heard since the last ``done`` (the next take's
+        progress may repeat the steps of the one before), are copies and left out; so a copied
+        ``done`` never counts as another take, nor a copied step as the next take's.
+        """
         if isinstance(reply, JOB_REPLIES) and not self.finished:
+            if reply in self.dones or reply in self._take_replies:
+                return self.finished
+            self._take_replies.add(reply)
             self.history.append(reply)
             if isinstance(reply, Queued):
                 self.position = reply.position
             elif isinstance(reply, Done):
                 self.dones.append(reply)
+                self._take_replies.clear()
             elif isinstance(reply, Failed):
                 self.failure = reply
         return self.finished
@@ -445,6 +454,10 @@ def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, Address]:
     return family, (str(sockaddr[0]), int(sockaddr[1]))
 
 
+Prelude = tuple[Route, str, Sequence[Any]]
+"""A route to add and the request (address, arguments) to send just before another one."""
+
+
 def _closed_transmit(data: bytes) -> None:
     raise ClientError("the client is not open")
 
@@ -476,9 +489,10 @@ class Session:
             else:
                 bind_host = "::" if ipv6 else "0.0.0.0"  # replies come from afar
         self.bind = (bind_host, bind_port)
-        self.router = Router()
-        self.transmit: Callable[[bytes], None] = _closed_transmit
         self._prefix = os.urandom(3).hex()
+        self.router = Router(own_pings=f"{self._prefix}-ping-")
+        self._order = threading.Lock()
+        self.transmit: Callable[[bytes], None] = _closed_transmit
         self._job_numbers = itertools.count(1)
         self._ping_numbers = itertools.count(1)
 
@@ -491,6 +505,12 @@ class Session:
             sock.close()
             raise ClientError(f"cannot bind udp {self.bind[0]}:{self.bind[1]}: {exc}") from exc
         return sock
+
+    def ordered(self) -> threading.Lock:
+        """Hold it to add routes and send their requests with no other thread in between: a
+        refusal that names only an address goes to the oldest route waiting for one
+        (:meth:`Router._targets`), which must then be the request the daemon got first."""
+        return self._order
 
     def send(self, address: str, args: Sequence[Any]) -> None:
         """Encode one message and hand it to the face's socket."""
@@ -506,12 +526,10 @@ class Session:
 
     def ping_token(self) -> str:
         """A fresh ping argument, whose pong stays out of the event streams."""
-        token = f"{self._prefix}-ping-{next(self._ping_numbers)}"
-        self.router.hide(token)
-        return token
+        return f"{self._prefix}-ping-{next(self._ping_numbers)}"
 
-    def not_answering(self, timeout: float) -> DaemonNotAnswering:
-        return DaemonNotAnswering(self.host, self.port, timeout)
+    def not_answering(self, timeout: float, job_id: JobId | None = None) -> DaemonNotAnswering:
+        return DaemonNotAnswering(self.host, self.port, timeout, job_id)
 
     # -- the two kinds of request: with an answer of their own, and confirmed by a ping --------
 
@@ -522,15 +540,26 @@ class Session:
         answer_at: str,
         match: Callable[[Reply], bool] | None,
         timeout: float | None,
+        *,
+        then: Callable[[], None] | None = None,
+        before: Prelude | None = None,
     ) -> Flow[Reply]:
         """Send, then wait for the reply at ``answer_at`` passing ``match``; raise
         :class:`RequestFailed` on a fail naming ``address``, :class:`DaemonNotAnswering` after
-        ``timeout`` seconds (default: the client's)."""
+        ``timeout`` seconds (default: the client's). ``then``: see :class:`Answer`. ``before``:
+        a route to add and a message to send first, in the same breath (see :meth:`ordered`);
+        the caller removes that route."""
         seconds = self.timeout if timeout is None else timeout
-        answer = Answer(self.make_signal())
-        route = self.router.add(Route(answer, None, answer_at, match, address))
+        answer = Answer(self.make_signal(), then)
+        route = Route(answer, None, answer_at, match, address)
         try:
-            self.send(address, args)
+            with self.ordered():
+                if before is not None:
+                    self.router.add(before[0])
+                self.router.add(route)
+                if before is not None:
+                    self.send(before[1], before[2])
+                self.send(address, args)
             yield from wait_until(answer.signal, lambda: answer.settled, time_left(seconds))
         finally:
             self.router.remove(route)
@@ -543,17 +572,25 @@ class Session:
             raise RequestFailed(address, reply.code, reply.message)
         return reply
 
-    def ping(self, timeout: float | None = None) -> Flow[float]:
-        """Round trip to the daemon in seconds; raises :class:`DaemonNotAnswering`."""
+    def ping(
+        self,
+        timeout: float | None = None,
+        then: Callable[[], None] | None = None,
+        before: Prelude | None = None,
+    ) -> Flow[float]:
+        """Round trip to the daemon in seconds; raises :class:`DaemonNotAnswering`. ``then``
+        and ``before``: see :meth:`request`."""
         token = self.ping_token()
         started = time.perf_counter()
-        try:
-            yield from self.request(
-                request_address("ping"), [token], _PONG, first_arg_is(token), timeout
-            )
-        except ClientError:
-            self.router.unhide(token)
-            raise
+        yield from self.request(
+            request_address("ping"),
+            [token],
+            _PONG,
+            first_arg_is(token),
+            timeout,
+            then=then,
+            before=before,
+        )
         return time.perf_counter() - started
 
     def confirmed(self, address: str, args: Sequence[Any], confirm: bool) -> Flow[None]:
@@ -564,10 +601,17 @@ class Session:
             self.send(address, args)
             return
         refusal = Answer(self.make_signal())
-        route = self.router.add(Route(refusal, request_address=address))
+        route = Route(refusal, request_address=address)
+
+        def accepted() -> None:
+            # The pong came: the request was taken. Stop waiting for its refusal before the
+            # reading side routes anything else, so a later request's refusal is not taken.
+            route.request_address = None
+
         try:
-            self.send(address, args)
-            yield from self.ping()
+            # The request and its ping leave together: another thread's request to the same
+            # address between them would be answered before this one's pong.
+            yield from self.ping(then=accepted, before=(route, address, args))
         finally:
             self.router.remove(route)
         if isinstance(refusal.reply, Failed):

@@ -11,7 +11,8 @@ data, no sockets, no threads.
 Errors::
 
     ClientError             anything the client raises on purpose
-    ├── DaemonNotAnswering  nothing came back in time: is the daemon running? (a TimeoutError)
+    ├── DaemonNotAnswering  nothing came back in time: is the daemon running? Also when it
+    │                       stops answering while a job is waited for (a TimeoutError)
     ├── JobTimeout          the daemon took the job but it did not end in time (a TimeoutError)
     └── RequestFailed       the daemon answered /musicldm/fail (.address .code .message)
         └── JobFailed       ... about a job: refused, cancelled or failed to render (.job_id)
@@ -91,21 +92,32 @@ class ClientError(Exception):
 
 
 class DaemonNotAnswering(ClientError, TimeoutError):
-    """Nothing came back from ``host:port`` within ``timeout`` seconds."""
+    """Nothing came back from ``host:port`` within ``timeout`` seconds.
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    ``job_id`` is set when the daemon had taken that job and then stopped answering (it was
+    stopped or died while the job was queued or rendering); else None.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float, job_id: JobId | None = None) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.job_id = job_id
         start = "musicldm-daemon"
         if host not in (DEFAULT_HOST, "localhost"):
             start += f" --host {host}"
         if port != DEFAULT_PORT:
             start += f" --port {port}"
-        super().__init__(
-            f"no answer from the musicldm daemon at {host}:{port} within {timeout:g} s; "
-            f"is it running? Start it with `{start}`"
-        )
+        if job_id is None:
+            what = f"no answer from the musicldm daemon at {host}:{port} within {timeout:g} s"
+            question = "is it running?"
+        else:
+            what = (
+                f"the musicldm daemon at {host}:{port} stopped answering while job {job_id!r} "
+                f"was waiting for it (no answer within {timeout:g} s)"
+            )
+            question = "did it stop? Once restarted, it resumes the jobs it had accepted."
+        super().__init__(f"{what}; {question} Start it with `{start}`")
 
 
 class JobTimeout(ClientError, TimeoutError):

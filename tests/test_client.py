@@ -13,6 +13,7 @@ import inspect
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -744,8 +745,9 @@ def test_an_async_wait_that_is_cancelled_leaves_no_route_behind(silent_port):
 # -- the command line in a pipeline ----------------------------------------------------------------
 
 
-def _send(daemon: FakeDaemon, *args: str) -> list[str]:
-    return [sys.executable, "-m", "clients", "--port", str(daemon.port), "--timeout", "5", *args]
+def _send(daemon: FakeDaemon, *args: str, timeout: float = 5) -> list[str]:
+    port, seconds = str(daemon.port), str(timeout)
+    return [sys.executable, "-m", "clients", "--port", port, "--timeout", seconds, *args]
 
 
 @pytest.mark.parametrize(
@@ -799,3 +801,183 @@ def test_cli_help_texts_show_their_defaults(capsys):
     assert "stop after watching this many seconds (default: no limit)" in " ".join(
         capsys.readouterr().out.split()
     )
+
+
+# -- a daemon that dies, copies its replies, or refuses one of two requests ----------------------
+
+
+class WatchedFake(FakeDaemon):
+    """A fake that says when a generate request reached it."""
+
+    def __init__(self) -> None:
+        self.generated = threading.Event()
+        super().__init__()
+
+    def on_generate(self, args: list[Any], sender: Address) -> None:
+        super().on_generate(args, sender)
+        self.generated.set()
+
+
+class CopyingFake(FakeDaemon):
+    """A fake whose every datagram arrives twice, as UDP may deliver it."""
+
+    def reply(self, address: str, args: list[Any], sender: Address) -> None:
+        super().reply(address, args, sender)
+        super().reply(address, args, sender)
+
+    def reply_bundle(self, messages: list[tuple[str, list[Any]]], sender: Address) -> None:
+        super().reply_bundle(messages, sender)
+        super().reply_bundle(messages, sender)
+
+
+def test_a_job_wait_ends_when_the_daemon_dies_mid_job():
+    fake = FakeDaemon()
+    try:
+        with Client("127.0.0.1", fake.port, timeout=0.5) as c:
+            job = c.generate("slow")
+            assert isinstance(next(iter(job.progress())), Queued)
+            fake.close()  # the daemon is gone: nothing about the job will ever come
+            with pytest.raises(DaemonNotAnswering) as info:
+                job.wait()  # no limit of its own: it must not wait forever
+            assert info.value.job_id == job.id
+            assert f"stopped answering while job {job.id!r}" in str(info.value)
+            with pytest.raises(DaemonNotAnswering):
+                list(job.progress())
+    finally:
+        fake.close()
+
+
+def test_a_silent_job_of_a_live_daemon_is_waited_for(daemon):
+    with Client("127.0.0.1", daemon.port, timeout=0.2) as c:
+        job = c.generate("slow")  # queued and started, then silent until cancelled
+        with pytest.raises(JobTimeout):
+            job.wait(timeout=1.0)  # pings find the daemon there: the wait goes on
+        assert _requests(daemon, "/musicldm/ping")
+        job.cancel()
+        with pytest.raises(JobFailed):
+            job.wait(timeout=5)
+
+
+def test_copied_replies_count_once():
+    fake = CopyingFake()
+    try:
+        with Client("127.0.0.1", fake.port, timeout=5) as c, c.events(duration=10) as stream:
+            job = c.generate("techno", takes=2, steps=3)
+            steps = [p.step for p in job.progress(timeout=10) if isinstance(p, Progress)]
+            dones = job.wait_all(timeout=10)
+            assert steps == [1, 2, 3]
+            assert [d.path for d in dones] == [
+                f"/music/MusicLDM/techno-{job.id}-0.wav",
+                f"/music/MusicLDM/techno-{job.id}-1.wav",
+            ]
+            c.ping()  # both copies of its pong stay out of the stream
+            c.generate("marker", id="end").wait(timeout=10)
+            seen = []
+            for reply in stream:
+                seen.append(reply.address)
+                if isinstance(reply, Done) and reply.job_id == "end":
+                    break
+            assert "/musicldm/pong" not in seen
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("refused_first", [True, False], ids=["refused-first", "refused-second"])
+def test_a_refusal_reaches_the_request_it_is_about(daemon, refused_first):
+    async def scenario() -> list[Any]:
+        async with AsyncClient("127.0.0.1", daemon.port, timeout=5) as c:
+            bpms = [1000, 120] if refused_first else [120, 1000]
+            return await asyncio.gather(*(c.tempo(bpm) for bpm in bpms), return_exceptions=True)
+
+    results = asyncio.run(asyncio.wait_for(scenario(), 20))
+    refused, accepted = results if refused_first else results[::-1]
+    assert isinstance(refused, RequestFailed) and "got 1000" in refused.message
+    assert accepted is None
+
+
+def test_a_refusal_reaches_its_thread(daemon):
+    # Several threads of one client: each refusal goes to the request it is about.
+    with Client("127.0.0.1", daemon.port, timeout=5) as c:
+        outcomes: dict[int, str] = {}
+
+        def send(bpm: int) -> None:
+            try:
+                c.tempo(bpm)
+                outcomes[bpm] = "ok"
+            except RequestFailed as exc:
+                outcomes[bpm] = exc.message
+
+        threads = [threading.Thread(target=send, args=(bpm,)) for bpm in (100, 999, 110, 998)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+    assert outcomes == {
+        100: "ok",
+        110: "ok",
+        999: "bpm must be 20-400, got 999.0",
+        998: "bpm must be 20-400, got 998.0",
+    }
+
+
+def test_cli_generate_fails_clearly_when_the_daemon_dies_mid_job():
+    fake = WatchedFake()
+    try:
+        cli_run = subprocess.Popen(
+            _send(fake, "generate", "slow", "-q", timeout=0.5),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert fake.generated.wait(20)
+        fake.close()
+        _, err = cli_run.communicate(timeout=30)
+    finally:
+        fake.close()
+    assert cli_run.returncode == cli.EXIT_NO_DAEMON
+    assert "stopped answering while job" in err and "Traceback" not in err
+
+
+def test_cli_ctrl_c_ends_generate_at_once_when_the_daemon_is_gone():
+    fake = WatchedFake()
+    try:
+        cli_run = subprocess.Popen(
+            _send(fake, "generate", "slow", "-q", timeout=60),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert fake.generated.wait(20)
+        fake.close()  # a cancel confirmed by a ping would now wait the whole --timeout
+        cli_run.send_signal(signal.SIGINT)
+        _, err = cli_run.communicate(timeout=30)
+    finally:
+        fake.close()
+    assert cli_run.returncode == cli.EXIT_INTERRUPTED
+    assert err.startswith("interrupted: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--port", "70000", "ping"], "--port: must be a UDP port from 1 to 65535, got '70000'"),
+        (["--port", "-1", "ping"], "--port: must be a UDP port"),
+        (["--timeout", "nan", "ping"], "--timeout: must be a number of seconds above 0, got 'nan'"),
+        (["--timeout", "0", "ping"], "--timeout: must be a number of seconds above 0"),
+        (["watch", "--count", "0"], "--count: must be an integer from 1, got '0'"),
+        (["watch", "--for", "-1"], "--for: must be a number of seconds above 0"),
+    ],
+)
+def test_cli_refuses_a_bad_port_timeout_or_count_as_usage(args, says, capsys):
+    # before: --timeout nan waited forever, a port out of range waited --timeout or blamed the
+    # host, and watch --count 0 printed one event
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    assert info.value.code == cli.EXIT_NO_DAEMON  # 2: bad usage
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), 0, -1.0, "5"])
+def test_a_client_refuses_a_timeout_that_is_not_above_0(timeout):
+    with pytest.raises(ClientError, match="timeout must be a number of seconds above 0"):
+        Client(timeout=timeout)
