@@ -634,3 +634,12 @@ def test_set_bpm_and_tempo_move_one_clock_that_new_clips_follow(tiny_engine, tmp
     finally:
         osc.close()
         d.stop()
+
+
+def test_a_midi_note_without_audio_output_says_once_why_it_plays_nothing(caplog):
+    bridge = MidiBridge(Session(120.0), None, set_default=lambda key, value: None)
+    with caplog.at_level("WARNING", logger="daemon.live.slots"):
+        bridge.trigger(3, 1.0)
+        bridge.trigger(4, 1.0)
+    said = [r.getMessage() for r in caplog.records if "no audio output" in r.getMessage()]
+    assert said == ["MIDI note for slot 3: no audio output, notes play nothing"]

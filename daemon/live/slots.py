@@ -927,9 +927,13 @@ class MidiBridge:
         self.session = session
         self.live = live
         self._set_default = set_default
+        self._said_silent = False
 
     def trigger(self, index: int, gain: float) -> None:
         if self.live is None:
+            if not self._said_silent:  # once: a performer hitting pads must learn why
+                self._said_silent = True
+                log.warning("MIDI note for slot %s: no audio output, notes play nothing", index)
             return
         try:
             self.live.trigger(index, PlaybackOptions(gain=min(max(gain, 0.0), 2.0)))
