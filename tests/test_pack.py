@@ -4,7 +4,10 @@ Exactly one file per clip and one manifest row per file, tags and lengths as the
 them; a re-run renders nothing; a run killed with SIGKILL half-way is finished by the next run
 without a second file for any clip; a bad pack file fails before anything renders, naming the
 key. On Ray (2 CPU actors, one runtime for the module): the same files as locally, and killing
-an actor mid-pack loses nothing and doubles nothing.
+an actor mid-pack loses nothing and doubles nothing; more workers than the runtime has room for
+still finish. On a cluster started with ``ray start --head`` (as docs/packs.md tells a user):
+joining it by address (with ``--shared-out``) and by ``auto``, ``--ray`` alone beside it, and a
+wrong address failing at once with one line.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,7 +247,8 @@ def ray_runtime() -> Iterator[Any]:
     """One local Ray runtime (2 CPUs) for the module: starting one costs seconds."""
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a runtime of its own even while a `ray start` cluster runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -272,6 +278,153 @@ def test_on_ray_killing_an_actor_loses_nothing_doubles_nothing_and_makes_the_sam
     for path in wavs(local_folder):
         twin = folder / path.relative_to(local_folder)
         assert twin.read_bytes() == path.read_bytes(), f"{twin} differs from the local render"
+
+
+@pytest.mark.timeout(120)
+def test_on_ray_more_workers_than_the_cluster_has_room_for_still_finish_the_pack(
+    ray_runtime: Any, tiny_engine: Any, tmp_path: Path
+) -> None:
+    from daemon.pack.ray_backend import RayBackend
+
+    pack = tmp_path / "lengths.toml"  # six lengths: six groups, more than 2 actors hold at once
+    pack.write_text(
+        'name = "lengths"\nbpm = [120]\nseconds = [1, 1.5, 2, 2.5, 3, 3.5]\nsteps = 2\n'
+        '[[prompt]]\ntext = "dusty breakbeat"\n',
+        encoding="utf-8",
+    )
+    backend = RayBackend("tiny", workers=5)  # the runtime has 2 CPUs: actors 3-5 never start
+    assert backend.workers == 2
+    summary = run_pack(load_pack(pack, model="tiny"), tmp_path, backend, progress=False)
+    assert (summary.rendered, summary.failed) == (6, [])
+    assert len(check_manifest(tmp_path / "lengths")) == 6
+
+
+# -- joining a running cluster (`ray start --head`, as docs/packs.md tells a user) ---------------
+
+SMALL_PACK = """\
+name = "small"
+bpm = [120]
+bars = [1]
+takes = 4
+steps = 2
+[[prompt]]
+text = "dusty breakbeat"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def ray_env() -> dict[str, str]:
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def pack_command(pack: Path, out: Path, *ray_args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "daemon.cli", "pack", str(pack), "--out", str(out)]
+    return subprocess.run(
+        [*command, "--model", "tiny", "--quiet", *ray_args],
+        check=False,
+        cwd=ROOT,
+        env=ray_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,  # a hang fails the test instead of stalling the suite
+    )
+
+
+@pytest.fixture
+def ray_head(tmp_path: Path) -> Iterator[int]:
+    """A one-node cluster started with `ray start --head --block` on a free port: its port.
+
+    Stopped by ending that command (which stops only its own processes, unlike `ray stop`);
+    the "latest cluster" record `ray start` writes is put back as it was.
+    """
+    pytest.importorskip("ray")
+    ray_cli = Path(sys.executable).with_name("ray")
+    if not ray_cli.exists():
+        pytest.skip("no `ray` command next to this Python")
+    port = free_port()
+    record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    saved = record.read_bytes() if record.exists() else None
+    log_path = tmp_path / "ray-start.log"
+    start = [str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2"]
+    start += ["--include-dashboard=false", "--disable-usage-stats", "--block"]
+    with log_path.open("wb") as log_file:
+        head = subprocess.Popen(
+            start,
+            env=ray_env(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not (record.exists() and record.read_text().strip().endswith(f":{port}")):
+            assert head.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "ray start --head never came up"
+            time.sleep(0.1)
+        yield port
+    finally:
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait()
+        if saved is None:
+            record.unlink(missing_ok=True)
+        else:
+            record.write_bytes(saved)
+
+
+def test_a_pack_joins_a_running_cluster_by_address_or_auto_and_ray_alone_starts_its_own(
+    ray_head: int, tiny_engine: Any, tmp_path: Path
+) -> None:
+    pack = tmp_path / "small.toml"
+    pack.write_text(SMALL_PACK, encoding="utf-8")
+    local = run_pack(
+        load_pack(pack, model="tiny"), tmp_path / "local", LocalBackend("tiny", engine=tiny_engine)
+    )
+    assert local.rendered == 4
+    names = [p.relative_to(tmp_path / "local").as_posix() for p in wavs(tmp_path / "local")]
+
+    # workers writing straight into the folder (this machine "mounts" it at the same path)
+    shared = tmp_path / "shared"
+    joined = pack_command(
+        pack, shared, "--ray", f"127.0.0.1:{ray_head}", "--workers", "2", "--shared-out"
+    )
+    assert joined.returncode == 0, joined.stderr
+    assert [p.relative_to(shared).as_posix() for p in wavs(shared)] == names
+    assert len(check_manifest(shared / "small")) == 4
+
+    again = pack_command(pack, shared, "--ray", "auto")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to render: all 4 clips are there" in again.stderr
+
+    # `--ray` alone: a runtime of its own, not the running cluster (which refuses num_cpus)
+    alone = pack_command(pack, tmp_path / "alone", "--ray", "--workers", "2")
+    assert alone.returncode == 0, alone.stderr
+    assert [p.relative_to(tmp_path / "alone").as_posix() for p in wavs(tmp_path / "alone")] == names
+
+
+def test_a_wrong_ray_address_fails_at_once_with_one_line(pack_file: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from daemon.pack.ray_backend import join_cluster
+
+    out = tmp_path / "out"
+    nobody = f"127.0.0.1:{free_port()}"  # nothing listens there: Ray alone retries for minutes
+    result = pack_command(pack_file, out, "--ray", nobody)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot reach the Ray cluster at {nobody}: "), result.stderr
+    assert not wavs(out)
+
+    # not an address at all: a BadRequest (exit status 2) before Ray is asked
+    with pytest.raises(BadRequest, match=r"--ray ADDRESS must be host:port .* got 'x'"):
+        join_cluster(ray, "x")
 
 
 def test_input_audio_in_a_pack_is_relative_to_the_pack_file(tmp_path, monkeypatch):

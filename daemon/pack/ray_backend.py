@@ -1,8 +1,10 @@
 """A pack's clips spread over Ray actors, each keeping one engine loaded (``--ray``).
 
-Ray (``pip install "musicldm-daemon[ray]"``) runs a local runtime on this machine or joins a
-cluster (``--ray ADDRESS``). Each actor loads the engine once, on one GPU where the cluster
-has GPUs (``num_gpus=1``), else on one CPU; the driver schedules the batch groups
+Ray (``pip install "musicldm-daemon[ray]"``) runs a runtime of its own on this machine
+(``--ray``) or joins a running cluster (``--ray ADDRESS``, ``--ray auto``: :func:`join_cluster`,
+which fails in bounded time where nothing answers). Each actor loads the engine once, on one
+GPU where the cluster has GPUs (``num_gpus=1``), else on one CPU (no more actors than the
+cluster has of those); the driver schedules the batch groups
 (:func:`daemon.pack.local.group_jobs`) as tasks on the actors, at most :data:`DEPTH` in flight
 per actor so that none waits for work.
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
@@ -37,9 +40,9 @@ from daemon.pack.local import Rendered, batch_size_for, render_group
 from daemon.pack.output import write_atomic
 from daemon.pack.plan import ClipJob
 from daemon.pack.run import Deliver, Fail
-from musicldm_core.errors import BadRequest, ModelError
+from musicldm_core.errors import BadRequest, ModelError, MusicLDMError
 
-__all__ = ["MAX_ATTEMPTS", "RayBackend", "import_ray"]
+__all__ = ["MAX_ATTEMPTS", "ClusterUnreachable", "RayBackend", "import_ray", "join_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +53,16 @@ round trip to the driver."""
 MAX_ATTEMPTS = 3
 """Tries per group (a task error or its actor's death) before its clips are reported failed."""
 
+CONNECT_TIMEOUT_S = 10.0
+"""How long ``--ray ADDRESS`` waits for the head's port to answer before giving up."""
+
 MAX_REPLACEMENTS_PER_WORKER = 3
 """Dead actors replaced per worker slot before the run gives up (an actor that cannot even
 load the engine would otherwise be replaced for ever)."""
+
+
+class ClusterUnreachable(MusicLDMError):
+    """``--ray ADDRESS`` names no running cluster (exit status 1, one line)."""
 
 
 def import_ray() -> Any:
@@ -66,6 +76,76 @@ def import_ray() -> Any:
             key="ray",
         ) from None
     return ray
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``host:port`` (or ``ray://host:port``, ``[v6]:port``) split, or a :class:`BadRequest`."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadRequest(
+            f"--ray ADDRESS must be host:port (the head's address, as `ray start --head` "
+            f"prints it) or auto, got {address!r}",
+            key="ray",
+        )
+    return host, int(port)
+
+
+def _auto_address() -> str | None:
+    """Where ``--ray auto`` would connect (Ray's own lookup), or None when it finds none."""
+    try:  # a private helper: if it moves, ray.init still finds the cluster, unchecked
+        from ray._private.services import canonicalize_bootstrap_address
+
+        found = canonicalize_bootstrap_address("auto")
+    except Exception:
+        return None
+    return str(found) if found else None
+
+
+def join_cluster(ray: Any, address: str) -> None:
+    """``ray.init`` on the cluster at ``address`` (host:port or auto), failing in bounded time.
+
+    Ray itself retries an address with nothing behind it for many minutes; a plain TCP connect
+    to the head's port first turns a wrong address or a stopped cluster into one
+    :class:`ClusterUnreachable` within :data:`CONNECT_TIMEOUT_S`.
+    """
+    target = _auto_address() if address == "auto" else address
+    if target is not None:
+        host, port = _host_port(target)
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as error:
+            reason = error.strerror or str(error) or type(error).__name__
+            raise ClusterUnreachable(
+                f"cannot reach the Ray cluster at {address}"
+                f"{'' if target == address else f' ({target})'}: {reason}; start one with "
+                "`ray start --head` or check the address"
+            ) from None
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        if address == "auto" and target is None:  # Ray's words name its own flags, not ours
+            raise ClusterUnreachable(
+                "--ray auto found no running Ray cluster on this machine; start one with "
+                "`ray start --head`, or give its address: --ray HEAD_IP:PORT"
+            ) from None
+        hint = ""
+        if address != "auto" and not os.environ.get("RAY_AUTH_MODE"):
+            # Ray sends its token only to a cluster it found itself (auto), never to an address
+            hint = (
+                "; a cluster with token authentication (`ray start`'s default) needs "
+                "RAY_AUTH_MODE=token here and the head's token (~/.ray/auth_token, or "
+                "RAY_AUTH_TOKEN)"
+            )
+        raise ClusterUnreachable(
+            f"cannot join the Ray cluster at {address}: {error}{hint}"
+        ) from None
 
 
 class PackWorker:
@@ -115,13 +195,34 @@ class RayBackend:
         ray = self.ray
         if not ray.is_initialized():
             if address:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                join_cluster(ray, address)
             else:
+                # "local": a runtime of its own, as documented, even where `ray start` runs a
+                # cluster on this machine (Ray would join that one and refuse num_cpus)
                 cpus = max(os.cpu_count() or 1, workers or 1)
-                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+                ray.init(
+                    address="local",
+                    num_cpus=cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.workers = workers or self.gpus or 2
+        # an actor the cluster has no room for never starts, and the groups handed to it would
+        # wait for ever: no more actors than the cluster has GPUs (or CPUs), one each
+        kind = "GPU" if self.gpus else "CPU"
+        room = max(1, int(resources.get(kind, 0)))
+        if self.workers > room:
+            log.warning(
+                "--workers %d: the Ray cluster has %d %ss (one per worker); using %d workers",
+                self.workers,
+                room,
+                kind,
+                room,
+            )
+            self.workers = room
         self.max_batch = batch_size_for(gpu=self.gpus > 0)
         self.actors: list[Any] = []
         self.replaced = 0
