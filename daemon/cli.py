@@ -192,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(command="serve")
 
     clips = sub.add_parser("clips", help="list recent clips from the library")
-    clips.add_argument("-n", "--limit", type=int, default=20)
+    clips.add_argument(
+        "-n", "--limit", type=_positive_int, default=20, help="how many (default %(default)s)"
+    )
     clips.add_argument("--state", type=Path, help="state folder (default: user data folder)")
     clips.add_argument("--config", type=Path, help="config file (TOML)")
 
@@ -200,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("audio-devices", help="list audio output devices (for --audio-device)")
     add_pack_parser(sub)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse names the flag)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def add_pack_parser(sub: Any) -> None:
@@ -398,14 +407,24 @@ not given: :func:`load_config` then keeps the file's or the default)."""
 def configfrom_args(args: argparse.Namespace) -> DaemonConfig:
     overrides = from_args(args, _CONFIG_ARGS)
     if args.reply_to:
-        overrides["reply_to"] = tuple(parse_host_port(t) for t in args.reply_to)
+        overrides["reply_to"] = tuple(
+            parse_host_port(t, name="--reply-to", key="reply_to") for t in args.reply_to
+        )
     if args.allow:
         overrides["allow"] = tuple(args.allow)
     if args.no_audio:
         overrides["audio"] = False
     if args.no_warmup:
         overrides["warmup"] = False
-    return load_config(args.config, overrides)
+    try:
+        return load_config(args.config, overrides)
+    except BadRequest as exc:
+        # load_config names a flag after its setting (--audio-buffer); name the real flag
+        arg, named = _CONFIG_ARGS.get(exc.key or ""), "--" + (exc.key or "").replace("_", "-")
+        if arg is None or not str(exc).startswith(named + " "):
+            raise
+        flag = "--" + arg.replace("_", "-")
+        raise BadRequest(flag + str(exc).removeprefix(named), key=exc.key) from None
 
 
 def serve_main(argv: Sequence[str]) -> int:

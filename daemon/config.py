@@ -340,7 +340,7 @@ def _path(where: _Where, value: Any) -> Path:
 
 def _folders(where: _Where, value: Any) -> tuple[Path, ...]:
     """A list of existing folders (absolute; each once)."""
-    if isinstance(value, str | Path) or not isinstance(value, Iterable):
+    if isinstance(value, str | Path | Mapping) or not isinstance(value, Iterable):
         raise where.fail(f'must be a list of folders such as ["~/Samples"], got {value!r}')
     folders: list[Path] = []
     for item in value:
@@ -365,7 +365,7 @@ def _device(where: _Where, value: Any) -> str:
 
 def _dtype(where: _Where, value: Any) -> str:
     aliases = {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32"}
-    name = value.strip().lower() if isinstance(value, str) else value
+    name = value.strip().lower() if isinstance(value, str) else ""  # a list: no dtype, no crash
     name = aliases.get(name, name)
     if name not in DTYPES:
         raise where.fail(f"must be auto, {', '.join(DTYPES)}, got {value!r}")
@@ -380,7 +380,7 @@ def _host(where: _Where, value: Any) -> str:
 
 
 def _reply_to(where: _Where, value: Any) -> tuple[Address, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
+    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
         raise where.fail(f'must be a list of "HOST:PORT" texts, got {value!r}')
     targets: list[Address] = []
     for item in value:
@@ -397,7 +397,7 @@ def _reply_to(where: _Where, value: Any) -> tuple[Address, ...]:
 
 
 def _allow(where: _Where, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
+    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
         raise where.fail(f'must be a list of networks such as "192.168.1.0/24", got {value!r}')
     networks: list[str] = []
     for item in value:
@@ -590,7 +590,7 @@ def _collect_defaults(
     for key, value in table.items():
         if key not in DEFAULT_OPTION_KEYS:
             raise where(str(key)).fail(
-                f"is not a generate option; allowed: {', '.join(DEFAULT_OPTION_KEYS)}"
+                f"is not an option [defaults] can set; allowed: {', '.join(DEFAULT_OPTION_KEYS)}"
             )
         defaults[key] = (value, where(key))
 
@@ -656,7 +656,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise where.fail("is a folder, not a TOML file") from None
     except OSError as exc:
         raise where.fail(f"cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # binary: not UTF-8 at all
         raise where.fail(f"is not valid TOML: {exc}") from None
 
 

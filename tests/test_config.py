@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from daemon.cli import configfrom_args, main, serve_parser
 from daemon.config import (
     DEFAULT_OPTION_KEYS,
     SECTIONS,
@@ -346,8 +347,8 @@ CONFIG_ERRORS = _key_optional(
         ("[clock]\ntempo = 1000\n", r"\[clock\] tempo must be a number from 20"),
         ("[clock]\nbeats_per_bar = 0\n", r"\[clock\] beats_per_bar must be an integer"),
         ("[defaults]\nbars = 65\n", r"\[defaults\] bars must be an integer from 1 to 64"),
-        ("[defaults]\ncolour = 1\n", r"\[defaults\] colour is not a generate option"),
-        ("[defaults]\nid = 1\n", r"\[defaults\] id is not a generate option; allowed: bars"),
+        ("[defaults]\ncolour = 1\n", r"\[defaults\] colour is not an option \[defaults\] can set"),
+        ("[defaults]\nid = 1\n", r"\[defaults\] id is not an option \[defaults\] can set; allowed"),
         ("[defaults]\nseconds = 40\n", r"\[defaults\] seconds must be a number from"),
         ("[defaults]\nscheduler = 'magic'\n", r"\[defaults\] scheduler must be one of ddim"),
         ("[defaults]\npriority = 'now'\n", r"\[defaults\] priority must be one of live"),
@@ -403,6 +404,54 @@ def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
 def test_a_folder_is_not_a_config_file(tmp_path: Path) -> None:
     with pytest.raises(BadRequest, match="is a folder"):
         load_config(tmp_path)
+
+
+def test_a_binary_file_is_not_toml(tmp_path: Path) -> None:
+    path = tmp_path / "noise.toml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xb9\xff\x00")
+    with pytest.raises(BadRequest, match=r"noise\.toml is not valid TOML") as info:
+        load_config(path)
+    assert info.value.key == "config"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[model]\ndtype = []\n", r"\[model\] dtype must be auto, fp16, bf16, fp32, got \[\]"),
+        ("[model]\ndtype = {}\n", r"\[model\] dtype must be auto"),
+        ('[server]\nreply_to = {"127.0.0.1:9001" = 1}\n', r"\[server\] reply_to must be a list"),
+        ('[server]\nallow = {"10.0.0.0/8" = 1}\n', r"\[server\] allow must be a list"),
+        ('[input]\nfolders = {"." = 1}\n', r"\[input\] folders must be a list"),
+    ],
+)
+def test_values_of_the_wrong_shape_are_refused(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(BadRequest, match=expected):
+        load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--buffer", "1"], r"^--buffer must be an integer from 16 to 16384, got 1$"),
+        (["--input-dir", "/no/such/dir"], r"^--input-dir names .*not an existing folder$"),
+        (["--reply-to", "nope"], r"^--reply-to must be HOST:PORT"),
+        (["--port", "70000"], r"^--port must be an integer from 0 to 65535"),
+    ],
+)
+def test_serve_errors_name_flags_that_exist(argv: list[str], expected: str) -> None:
+    args = serve_parser().parse_args(argv)
+    with pytest.raises(BadRequest, match=expected):
+        configfrom_args(args)
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "x"])
+def test_clips_limit_must_be_at_least_one(
+    limit: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["clips", "-n", limit, "--state", str(tmp_path)])
+    assert info.value.code == 2
+    assert "-n/--limit: must be a whole number of at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
