@@ -499,6 +499,49 @@ def test_bundles_are_unpacked_in_order(listeners):
         server.close()
 
 
+def _raw_message(address: str, tags: str, payload: bytes) -> bytes:
+    """An OSC message written by hand, for type tags no client library writes."""
+
+    def padded(text: str) -> bytes:
+        data = text.encode() + b"\x00"
+        return data + b"\x00" * (-len(data) % 4)
+
+    return padded(address) + padded("," + tags) + payload
+
+
+def test_a_type_tag_the_daemon_cannot_read_fails_clearly_instead_of_misreading(daemon):
+    """liblo and SuperCollider can send a char (c), a symbol (S) or an impulse (I); python-osc
+    skips such a tag but not its bytes, so ``,ci`` 'A' 7 used to echo as 65 and ``,Si`` as
+    garbage. Each now fails naming the tag, and the bundle's next message is still served."""
+    seven = (7).to_bytes(4, "big")
+    client = Listener()
+    try:
+        for tags, payload in (
+            ("ci", (65).to_bytes(4, "big") + seven),
+            ("Si", b"sym\x00" + seven),
+            ("Ii", seven),
+        ):
+            client.sock.sendto(_raw_message("/musicldm/ping", tags, payload), daemon.address)
+            address, args = client.next(10)
+            assert (address, args[:2]) == ("/musicldm/fail", ["/musicldm/ping", "bad_request"])
+            assert f"argument 1 has the OSC type tag '{tags[0]}'" in args[2]
+        unreadable = _raw_message(
+            "/musicldm/generate", "ssc", b"dark\x00\x00\x00\x00bars\x00\x00\x00\x00" + seven
+        )
+        pong = build_message("/musicldm/ping", [3])
+        bundle = b"#bundle\x00" + (1).to_bytes(8, "big")
+        for message in (unreadable, pong):
+            bundle += len(message).to_bytes(4, "big") + message
+        client.sock.sendto(bundle, daemon.address)
+        address, args = client.next(10)
+        assert (address, args[1]) == ("/musicldm/fail", "bad_request")
+        assert "argument 3 has the OSC type tag 'c'" in args[2]
+        assert client.next(10) == ("/musicldm/pong", [3])
+        assert daemon.status()["malformed"] == 0
+    finally:
+        client.close()
+
+
 def test_client_text_cannot_forge_log_lines(listeners, caplog):
     """A type tag (or address) with a newline in it is logged escaped, on one line."""
     client = listeners()

@@ -6,7 +6,9 @@ the inbox is full a datagram is dropped and counted (``overflowed``), so the rea
 waits and a burst cannot overflow the kernel's receive buffer while Python parses (the buffer
 itself is enlarged to :data:`RECEIVE_BUFFER_BYTES` where the OS allows). Its **handler** thread
 parses each datagram (messages, and bundles nested at most :data:`MAX_BUNDLE_DEPTH` deep, in the
-order they appear; time tags are ignored) and hands every message to the handler. Nothing a
+order they appear; time tags are ignored) and hands every message to the handler; a message
+with a type tag it cannot read reaches the handler as one
+:class:`~daemon.wire.requests.UnreadableArgument`, so that it fails clearly. Nothing a
 client sends can stop either loop: unparsable packets are counted in ``malformed`` and logged at
 most once a second, and a handler's exception is logged the same way, never raised. Handlers
 only validate and enqueue; they never wait on the model.
@@ -45,6 +47,7 @@ from pythonosc.parsing import osc_types
 from daemon.logtext import printable
 from daemon.wire.addresses import AllowList, Network, endpoint_key, parse_ip
 from daemon.wire.contract import Double, Int64, Rgba, Typed
+from daemon.wire.requests import UnreadableArgument
 from musicldm_core.errors import BadRequest
 
 __all__ = [
@@ -566,12 +569,12 @@ class OscServer:
                 printable(str(exc) or type(exc).__name__),
             )
             return
-        for message in messages:
+        for address, args in messages:
             try:
-                self.handler(message.address, _arguments(message), sender)
+                self.handler(address, args, sender)
             except Exception:
                 self._error_log.exception(
-                    "error handling %s from %s:%s", printable(message.address), *sender
+                    "error handling %s from %s:%s", printable(address), *sender
                 )
 
 
@@ -579,18 +582,29 @@ class _Malformed(ValueError):
     """A datagram that is not an OSC message or bundle we accept."""
 
 
-def _messages(data: bytes, depth: int = 0) -> list[OscMessage]:
-    """The messages of one packet, bundles unpacked in order, at most :data:`MAX_BUNDLE_DEPTH`
-    bundles deep. Raises on anything that is not OSC."""
+def _messages(data: bytes, depth: int = 0) -> list[tuple[str, list[Any]]]:
+    """The messages of one packet as ``(address, arguments)``, bundles unpacked in order, at
+    most :data:`MAX_BUNDLE_DEPTH` bundles deep. Raises on anything that is not OSC.
+
+    A message with a type tag python-osc has no reader for (``c``, ``S``, ``I``, a typo) keeps
+    its address and gets one :class:`~daemon.wire.requests.UnreadableArgument` as its
+    arguments, so the request fails with a ``bad_request`` naming the tag. python-osc itself
+    would skip such a tag without skipping its bytes and so misread every argument after it
+    (``,ci`` 'A' 7 arrives as 65), and log a line per packet past our rate limit.
+    """
     if data.startswith(b"/"):
-        return [OscMessage(data)]
+        unreadable = _unreadable(data)
+        if unreadable is not None:
+            return [unreadable]
+        message = OscMessage(data)
+        return [(message.address, _arguments(message))]
     if not data.startswith(_BUNDLE):
         raise _Malformed("neither an OSC message (starts with /) nor a bundle (#bundle)")
     if depth >= MAX_BUNDLE_DEPTH:
         raise _Malformed(f"bundles nested more than {MAX_BUNDLE_DEPTH} deep")
     if len(data) < _BUNDLE_HEADER:
         raise _Malformed("a bundle shorter than its header")
-    messages: list[OscMessage] = []
+    messages: list[tuple[str, list[Any]]] = []
     index = _BUNDLE_HEADER
     while index < len(data):
         size = int.from_bytes(data[index : index + 4], "big", signed=True)
@@ -603,6 +617,31 @@ def _messages(data: bytes, depth: int = 0) -> list[OscMessage]:
 
 
 _READ_TAGS = frozenset("ihfdsbrmtTFN")  # the type tags python-osc reads a value for
+_READABLE_TAGS = _READ_TAGS | frozenset("[]")
+
+
+def _unreadable(data: bytes) -> tuple[str, list[Any]] | None:
+    """``(address, [UnreadableArgument])`` when the message has a type tag outside
+    :data:`_READABLE_TAGS`; None when it has none (or is malformed, which python-osc then
+    reports)."""
+    try:
+        address, index = osc_types.get_string(data, 0)
+        if index >= len(data):
+            return None
+        tags, _ = osc_types.get_string(data, index)
+    except osc_types.ParseError:
+        return None
+    if not tags.startswith(","):
+        return None
+    position = 0
+    for tag in tags[1:]:
+        if tag not in _READABLE_TAGS:
+            return address, [UnreadableArgument(position + 1, tag)]
+        if tag not in "[]":
+            position += 1
+    return None
+
+
 _RETAGGED = {"d": Double, "h": Int64, "r": Rgba}
 
 

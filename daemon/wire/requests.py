@@ -240,6 +240,17 @@ class Get:
 
 
 @dataclass(frozen=True)
+class UnreadableArgument:
+    """Stands for the arguments of a message whose ``position``-th argument (1-based) has an
+    OSC type tag the transport cannot read (``c``, ``S``, ``I``, …): past it the argument
+    bytes cannot be told apart, so the message carries only this, and :func:`parse` refuses
+    it as a ``bad_request`` naming the tag."""
+
+    position: int
+    tag: str
+
+
+@dataclass(frozen=True)
 class Status:
     """``/musicldm/status``: ask for ``/musicldm/status.reply``."""
 
@@ -626,4 +637,11 @@ def parse(
     parser = PARSERS.get(address)
     if parser is None:
         raise UnknownAddress(f"unknown address {address!r}; requests are: {', '.join(ADDRESSES)}")
+    for arg in args:
+        if isinstance(arg, UnreadableArgument):
+            raise BadRequest(
+                f"{address}: argument {arg.position} has the OSC type tag {arg.tag!r}, which the "
+                "daemon does not read; send numbers as i, f, d or h, text as s, switches as "
+                "i or T/F"
+            )
     return parser(address, list(args), max_seconds)
