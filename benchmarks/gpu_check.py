@@ -42,15 +42,16 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from benchmarks.common import scratch_daemon, sequential_vs_concurrent
 
 PROMPT = "dark techno, 909 drums"
 
@@ -183,35 +184,12 @@ def reference(engine: Any, sizes: Sizes) -> dict[str, Any]:
     return out
 
 
-@contextlib.contextmanager
-def _daemon(engine: Any, **config: Any) -> Iterator[Any]:
-    from daemon.app.daemon import Daemon
-    from daemon.config import load_config
-
-    with tempfile.TemporaryDirectory() as tmp:
-        values = {
-            "port": 0,
-            "reply_to": (),
-            "out": Path(tmp) / "out",
-            "state": Path(tmp) / "state",
-            "warmup": False,
-            "audio": False,
-            **config,
-        }
-        daemon = Daemon(load_config(None, values), engine=engine)
-        daemon.start()
-        try:
-            yield daemon
-        finally:
-            daemon.stop()
-
-
 def osc_live(engine: Any, sizes: Sizes) -> dict[str, Any]:
     """``live`` requests over OSC, timed from the send until the file is on disk."""
     from clients.client import Client
 
     out: dict[str, Any] = {}
-    with _daemon(engine) as daemon, Client(*daemon.address, timeout=600) as client:
+    with scratch_daemon(engine) as daemon, Client(*daemon.address, timeout=600) as client:
         for bars in sizes.bars:
             options: dict[str, Any] = {"bars": bars, "bpm": 120, "preset": "live", "seed": 3}
             if sizes.live_steps is not None:
@@ -233,20 +211,12 @@ def concurrent(engine: Any, sizes: Sizes) -> dict[str, Any]:
     from clients.client import Client
 
     n = sizes.concurrent
-    with _daemon(engine) as daemon, Client(*daemon.address, timeout=600) as client:
+    with scratch_daemon(engine) as daemon, Client(*daemon.address, timeout=600) as client:
         options: dict[str, Any] = {"bars": 1, "bpm": 120, "preset": "live"}
         if sizes.live_steps is not None:
             options["steps"] = sizes.live_steps
         client.generate(PROMPT, **options, seed=1).wait()  # warm
-        started = time.perf_counter()
-        for i in range(n):
-            client.generate(PROMPT, **options, seed=10 + i).wait()
-        sequential_s = time.perf_counter() - started
-        started = time.perf_counter()
-        jobs = [client.generate(PROMPT, **options, seed=100 + i) for i in range(n)]
-        for job in jobs:
-            job.wait()
-        concurrent_s = time.perf_counter() - started
+        sequential_s, concurrent_s = sequential_vs_concurrent(client, PROMPT, options, n)
     return {
         "requests": n,
         "sequential_s": sequential_s,

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import RESULTS
+from benchmarks.common import RESULTS, scratch_daemon, sequential_vs_concurrent
 from musicldm_core.engine import Engine, RenderItem
 from musicldm_core.loading import quiet_libraries
 from musicldm_core.render import plan_clip, render_batch, resolve_seed, save_clip
@@ -193,62 +193,33 @@ def daemon_overhead(
     """(c) OSC request → /done vs the engine's own render time; (d) throughput concurrent vs
     sequential, through a real daemon on loopback."""
     from clients.client import Client
-    from daemon.app.daemon import Daemon
-    from daemon.config import load_config
     from daemon.wire.requests import GenerateOptions
 
-    with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(
-            None,
-            {
-                "port": 0,
-                "reply_to": (),
-                "out": Path(tmp) / "out",
-                "state": Path(tmp) / "state",
-                "warmup": False,
-                "audio": False,
-            },
-        )
-        daemon = Daemon(config, engine=engine)
-        daemon.start()
-        try:
-            host, port = daemon.address
-            with Client(host, port, timeout=600) as client:
-                options = {"bars": bars, "bpm": 120, "steps": steps, "seed": 3}
-                client.generate(PROMPT, **options).wait()  # warm
-                # the engine alone, same job
-                spec = daemon.build_spec(PROMPT, GenerateOptions(**options))
-                folder = Path(tmp) / "engine-only"
-                folder.mkdir()
+    with (
+        scratch_daemon(engine) as daemon,
+        Client(*daemon.address, timeout=600) as client,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        options = {"bars": bars, "bpm": 120, "steps": steps, "seed": 3}
+        client.generate(PROMPT, **options).wait()  # warm
+        # the engine alone, same job
+        spec = daemon.build_spec(PROMPT, GenerateOptions(**options))
 
-                def engine_only() -> None:  # the same job without the daemon: render + write
-                    save_clip(render_batch(engine, [spec])[0][0], folder)
+        def engine_only() -> None:  # the same job without the daemon: render + write
+            save_clip(render_batch(engine, [spec])[0][0], Path(folder))
 
-                def through_daemon() -> None:
-                    client.generate(PROMPT, **options).wait()
+        def through_daemon() -> None:
+            client.generate(PROMPT, **options).wait()
 
-                # interleaved, so that drifts in machine load hit both alike
-                render_times, request_times = [], []
-                for _ in range(max(3, repeats)):
-                    render_times.append(timed(engine_only, engine.device, 1)[0])
-                    request_times.append(timed(through_daemon, engine.device, 1)[0])
-                render_s = statistics.median(render_times)
-                request_s = statistics.median(request_times)
-                # sequential vs concurrent 1-bar requests
-                started = time.perf_counter()
-                for i in range(concurrent):
-                    client.generate(PROMPT, **{**options, "seed": 10 + i}).wait()
-                sequential_s = time.perf_counter() - started
-                started = time.perf_counter()
-                jobs = [
-                    client.generate(PROMPT, **{**options, "seed": 100 + i})
-                    for i in range(concurrent)
-                ]
-                for job in jobs:
-                    job.wait()
-                concurrent_s = time.perf_counter() - started
-        finally:
-            daemon.stop()
+        # interleaved, so that drifts in machine load hit both alike
+        render_times, request_times = [], []
+        for _ in range(max(3, repeats)):
+            render_times.append(timed(engine_only, engine.device, 1)[0])
+            request_times.append(timed(through_daemon, engine.device, 1)[0])
+        render_s = statistics.median(render_times)
+        request_s = statistics.median(request_times)
+        # sequential vs concurrent 1-bar requests
+        sequential_s, concurrent_s = sequential_vs_concurrent(client, PROMPT, options, concurrent)
     return {
         "engine_render_s": render_s,
         "osc_request_to_done_s": request_s,
