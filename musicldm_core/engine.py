@@ -606,8 +606,10 @@ class Engine:
         logged once, and run again: from then on that stage costs a little more and the audio
         stays finite. Non-finite in float32 is a :class:`ModelError` naming ``stage``."""
         out = run()
+        if _is_finite(out):
+            return out
         dtype = self.component_dtype(name)
-        if dtype in (torch.float16, torch.bfloat16) and not _is_finite(out):
+        if dtype in (torch.float16, torch.bfloat16):
             log.warning(
                 "the %s gave NaN or infinity in %s: it runs in float32 from now on "
                 "(a little slower; --dtype fp32 runs everything in float32)",
